@@ -1,0 +1,60 @@
+// A node of the backward graph: the VJP of one op. Each op's node lives beside its forward in
+// csrc/ops (DESIGN.md habit 1); this file holds the base class, the leaf accumulator and the
+// helper every op uses to record itself.
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <vector>
+#include "autograd/grad_mode.h"
+#include "core/tensor.h"
+
+namespace cgad {
+
+struct Node {
+  std::vector<std::shared_ptr<Node>> next;  // one per input; null where no grad flows
+  std::vector<Shape> input_shapes;           // to check each returned grad's shape
+  uint64_t seq = 0;                          // creation order: later nodes run first
+  bool released = false;                     // saved tensors freed after a backward
+
+  virtual ~Node() = default;
+  virtual const char* name() const = 0;
+  // Given d(loss)/d(output), returns d(loss)/d(input_i) for each input (undefined where
+  // next[i] is null or the grad is zero by construction). Runs with grad mode off.
+  virtual std::vector<Tensor> backward(const Tensor& grad) = 0;
+  // Drops the tensors saved for backward; returns whether there were any.
+  virtual bool release_saved() { return false; }
+  bool needs_grad(size_t i) const { return i < next.size() && next[i] != nullptr; }
+};
+
+// Sink of a leaf tensor: adds the incoming grad into leaf.grad.
+struct AccumulateGrad : Node {
+  std::weak_ptr<TensorImpl> leaf;
+  const char* name() const override { return "AccumulateGrad"; }
+  std::vector<Tensor> backward(const Tensor& grad) override;
+};
+
+uint64_t next_sequence_nr();
+std::shared_ptr<Node> grad_edge(const Tensor& t);  // grad_fn, the leaf's accumulator, or null
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
+
+// Records `out` as produced by a new NodeT over `inputs` when grad mode is on and any input
+// requires grad; returns the node (for the op to save what its backward needs) or null.
+template <typename NodeT>
+std::shared_ptr<NodeT> record(Tensor& out, std::initializer_list<const Tensor*> inputs) {
+  if (!GradMode::is_enabled() || !any_requires_grad(inputs)) return nullptr;
+  auto n = std::make_shared<NodeT>();
+  n->seq = next_sequence_nr();
+  for (const Tensor* t : inputs) {
+    n->next.push_back(t->defined() ? grad_edge(*t) : nullptr);
+    n->input_shapes.push_back(t->defined() ? t->shape() : Shape{});
+  }
+  out.impl()->grad_fn = n;
+  out.impl()->requires_grad = true;
+  return n;
+}
+
+// d(loss)/d(root) flows back through the graph into every leaf's .grad.
+void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph);
+
+}  // namespace cgad

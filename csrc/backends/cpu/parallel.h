@@ -1,0 +1,20 @@
+// Thread settings shared by every CPU kernel: one count for OpenMP and OpenBLAS, so the two
+// pools never oversubscribe the cores. Static schedules keep results bit-identical for a given
+// thread count (DESIGN.md habit 8).
+#pragma once
+#include <cstdint>
+#include <omp.h>
+
+namespace cgad {
+
+void set_num_threads(int n);
+int get_num_threads();
+
+// Elements below which a loop runs on one thread (thread wake-up costs more than the work).
+constexpr int64_t kParallelGrain = 32768;
+
+inline int threads_for(int64_t work) {
+  return work >= kParallelGrain ? get_num_threads() : 1;
+}
+
+}  // namespace cgad

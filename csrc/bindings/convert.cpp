@@ -1,0 +1,85 @@
+// Python values to engine values: dtypes, devices, numbers as operands, numpy arrays.
+#include <cstring>
+#include "bindings/common.h"
+
+namespace cgad::bind {
+
+DType dtype_from(py::handle h) {
+  if (py::isinstance<DType>(h)) return h.cast<DType>();
+  std::string name;
+  if (py::isinstance<py::str>(h)) {
+    name = h.cast<std::string>();
+  } else if (py::hasattr(h, "kind") && py::hasattr(h, "itemsize") && py::hasattr(h, "name")) {
+    name = py::str(h.attr("name")).cast<std::string>();  // a numpy dtype
+  } else if (py::isinstance<py::type>(h)) {
+    try {
+      name = py::str(py::module_::import("numpy").attr("dtype")(h).attr("name")).cast<std::string>();
+    } catch (py::error_already_set&) {
+      throw TypeError(str("expected a dtype, got ", py::str(h).cast<std::string>()));
+    }
+  } else {
+    throw TypeError(str("expected a dtype (cgad.float32, 'float32', ...), got ", py::str(py::type::of(h).attr("__name__")).cast<std::string>()));
+  }
+  if (name.rfind("cgad.", 0) == 0) name = name.substr(5);
+  if (name == "float32" || name == "float") return DType::Float32;
+  if (name == "float64" || name == "double") return DType::Float64;
+  if (name == "bfloat16") return DType::BFloat16;
+  if (name == "int32" || name == "int") return DType::Int32;
+  if (name == "int64" || name == "long") return DType::Int64;
+  if (name == "bool") return DType::Bool;
+  throw TypeError(str("unsupported dtype '", name, "': cgad supports float32, float64, bfloat16, int32, int64 and bool"));
+}
+
+Device device_from(py::handle h) {
+  if (py::isinstance<Device>(h)) return h.cast<Device>();
+  if (py::isinstance<py::str>(h)) return Device::parse(h.cast<std::string>());
+  throw TypeError(str("expected a device ('cpu', 'cuda', 'cuda:N'), got ", py::str(py::type::of(h).attr("__name__")).cast<std::string>()));
+}
+
+Tensor operand(const Tensor& self, py::handle other, const char* op) {
+  if (py::isinstance<Tensor>(other)) return other.cast<Tensor>();
+  Scalar s;
+  if (py::isinstance<py::bool_>(other) || py::isinstance(other, py::module_::import("numpy").attr("bool_"))) {
+    s.is_bool = true;
+    s.is_float = false;
+    s.value = other.cast<bool>() ? 1.0 : 0.0;
+  } else if (py::isinstance<py::int_>(other) || py::isinstance(other, py::module_::import("numpy").attr("integer"))) {
+    s.is_float = false;
+    s.value = double(other.cast<int64_t>());
+  } else if (py::isinstance<py::float_>(other) || py::isinstance(other, py::module_::import("numpy").attr("floating"))) {
+    s.value = other.cast<double>();
+  } else {
+    throw TypeError(str(op, ": unsupported operand type ", py::str(py::type::of(other).attr("__name__")).cast<std::string>(),
+                        " (expected a Tensor or a Python number)"));
+  }
+  return scalar_tensor(s, result_type(self, s), self.device());
+}
+
+Tensor from_numpy(py::array arr) {
+  DType dt = dtype_from(arr.dtype());
+  if (dt == DType::BFloat16) throw TypeError("from_numpy: numpy has no bfloat16");
+  // ascontiguousarray would turn a 0-d array into a 1-d one; a C-order copy keeps the shape.
+  py::array c = arr.attr("copy")("C");
+  Shape shape(c.shape(), c.shape() + c.ndim());
+  Tensor t = empty(shape, dt);
+  if (t.numel() > 0) std::memcpy(t.raw_data(), c.data(), size_t(t.numel()) * itemsize(dt));
+  return t;
+}
+
+py::array to_numpy(const Tensor& t) {
+  Tensor c = contiguous_data(t.dtype() == DType::BFloat16 ? cast(t, DType::Float32) : t);
+  const char* fmt = nullptr;
+  switch (c.dtype()) {
+    case DType::Float32: fmt = "float32"; break;
+    case DType::Float64: fmt = "float64"; break;
+    case DType::Int32: fmt = "int32"; break;
+    case DType::Int64: fmt = "int64"; break;
+    case DType::Bool: fmt = "bool"; break;
+    default: throw TypeError("numpy: unsupported dtype");
+  }
+  py::array out(py::dtype(fmt), c.shape());
+  if (c.numel() > 0) std::memcpy(out.mutable_data(), c.raw_data(), size_t(c.numel()) * itemsize(c.dtype()));
+  return out;
+}
+
+}  // namespace cgad::bind

@@ -1,0 +1,54 @@
+// Free functions of the engine, called by python/cgad with arguments already normalized.
+#include "backends/cpu/fill.h"
+#include "backends/cpu/loops.h"
+#include "bindings/common.h"
+
+namespace cgad::bind {
+
+void bind_ops(py::module_& m) {
+  m.def("from_numpy", &from_numpy);
+  m.def("empty", [](const Shape& s, py::handle dt, py::handle dev) { return empty(s, dtype_from(dt), device_from(dev)); });
+  m.def("zeros", [](const Shape& s, py::handle dt, py::handle dev) { return zeros(s, dtype_from(dt), device_from(dev)); });
+  m.def("full", [](const Shape& s, double v, py::handle dt, py::handle dev) { return full(s, v, dtype_from(dt), device_from(dev)); });
+  m.def("randn", [](const Shape& s, py::handle dt) { return randn(s, dtype_from(dt)); });
+  m.def("rand", [](const Shape& s, py::handle dt) { return rand(s, dtype_from(dt)); });
+  m.def("arange", [](double a, double b, double step, py::handle dt) { return arange(a, b, step, dtype_from(dt)); });
+  m.def("to_dtype", [](const Tensor& t, py::handle dt) { return to_dtype(t, dtype_from(dt)); });
+  m.def("device_of", [](py::handle dev) { return device_from(dev); });
+  m.def("dtype_of", [](py::handle dt) { return dtype_from(dt); });
+  m.def("scalar_like", [](const Tensor& ref, py::handle v, const char* op) { return operand(ref, v, op); });
+  m.def("wrap_dim", &wrap_dim);
+  m.def("to_device", [](const Tensor& t, const Device& d) -> Tensor {
+    if (d == t.device()) return t;
+    throw RuntimeError(str("to(", d.str(), "): cgad was built without CUDA"));
+  });
+  m.def("copy_", [](Tensor& dst, const Tensor& src) {
+    check_same_device(dst, src, "copy_");
+    Shape b = cpu::broadcast_shapes(dst.shape(), src.shape(), "copy_");
+    if (b != dst.shape())
+      throw ValueError(str("copy_: source of shape ", shape_str(src.shape()), " does not broadcast to ", shape_str(dst.shape())));
+    cpu::copy(dst, src.same(dst) ? clone(src.detach()) : src);
+  });
+  m.def("fill_", [](Tensor& t, double v) { cpu::fill(t, v); });
+  m.def("tril", &tril);
+  m.def("multinomial", &multinomial);
+  m.def("where", &where);
+  m.def("sum", &sum);
+  m.def("mean", &mean);
+  m.def("max_all", &max_all);
+  m.def("max_dim", &max_dim);
+  m.def("argmax", &argmax);
+  m.def("topk", &topk);
+  m.def("reshape", &reshape);
+  m.def("view", &view);
+  m.def("permute", &permute);
+  m.def("expand", &expand);
+  m.def("narrow", &narrow);
+  m.def("split", &split);
+  m.def("cat", &cat);
+  m.def("stack", &stack);
+  m.def("linear", [](const Tensor& x, const Tensor& w, std::optional<Tensor> b) { return linear(x, w, b ? *b : Tensor()); },
+        py::arg("x"), py::arg("w"), py::arg("b") = py::none());
+}
+
+}  // namespace cgad::bind

@@ -1,0 +1,74 @@
+// dtypes, devices, threads, the RNG, grad mode and memory statistics.
+#include "autograd/grad_mode.h"
+#include "backends/cpu/parallel.h"
+#include "bindings/common.h"
+#include "core/allocator.h"
+#include "core/rng.h"
+
+namespace cgad::bind {
+
+void bind_runtime(py::module_& m) {
+  py::enum_<DType>(m, "dtype")
+      .value("bool", DType::Bool)
+      .value("int32", DType::Int32)
+      .value("int64", DType::Int64)
+      .value("bfloat16", DType::BFloat16)
+      .value("float32", DType::Float32)
+      .value("float64", DType::Float64)
+      .def_property_readonly("is_floating_point", [](DType d) { return is_floating(d); })
+      .def_property_readonly("itemsize", [](DType d) { return itemsize(d); })
+      .def("same_as", [](DType d, py::handle o) {  // dtype == "float32" (see python/cgad/__init__.py)
+        try { return dtype_from(o) == d; } catch (const std::exception&) { return false; }
+      });
+
+  py::class_<Device>(m, "device")
+      .def(py::init([](const std::string& s) { return Device::parse(s); }))
+      .def_property_readonly("type", [](const Device& d) { return d.is_cpu() ? "cpu" : "cuda"; })
+      .def_property_readonly("index", [](const Device& d) -> py::object {
+        return d.is_cpu() ? py::object(py::none()) : py::object(py::int_(d.index));
+      })
+      .def("__str__", &Device::str)
+      .def("__repr__", [](const Device& d) { return "device(type='" + std::string(d.is_cpu() ? "cpu" : "cuda") + "'" +
+                                                    (d.is_cpu() ? "" : ", index=" + std::to_string(d.index)) + ")"; })
+      .def("__eq__", [](const Device& d, py::handle o) {
+        try { return device_from(o) == d; } catch (...) { return false; }
+      })
+      .def("__hash__", [](const Device& d) { return int(d.type) * 1000 + d.index; });
+
+  m.def("set_num_threads", &set_num_threads, "Sets the threads of both OpenMP loops and OpenBLAS.");
+  m.def("get_num_threads", &get_num_threads);
+  m.def("manual_seed", [](int64_t s) { Generator::global().manual_seed(uint64_t(s)); });
+  m.def("seed_offset", [] { return Generator::global().offset; });
+  m.def("get_rng_state", [] {
+    auto s = Generator::global().get_state();
+    py::array_t<uint8_t> a(py::ssize_t(s.size()));
+    std::memcpy(a.mutable_data(), s.data(), s.size());
+    return a;
+  });
+  m.def("set_rng_state", [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> a) {
+    if (a.ndim() != 1) throw ValueError("set_rng_state: expected a 1-D uint8 array");
+    std::vector<uint8_t> s(a.data(), a.data() + a.size());
+    Generator::global().set_state(s);
+  });
+  m.def("is_grad_enabled", &GradMode::is_enabled);
+  m.def("set_grad_enabled", &GradMode::set_enabled);
+  m.def("memory_stats", [](const std::string& device) {
+    Device d = Device::parse(device);
+    if (!d.is_cpu()) throw RuntimeError("memory_stats: cgad was built without CUDA");
+    MemoryStats s = CpuAllocator::instance().stats();
+    py::dict out;
+    out["os_allocs"] = s.os_allocs;
+    out["os_bytes"] = s.os_bytes;
+    out["cached_bytes"] = s.cached_bytes;
+    out["allocated_bytes"] = s.allocated_bytes;
+    out["peak_bytes"] = s.peak_bytes;
+    return out;
+  }, py::arg("device") = "cpu");
+  m.def("reset_peak_memory_stats", [] { CpuAllocator::instance().reset_peak(); });
+  m.def("empty_cache", [] { CpuAllocator::instance().empty_cache(); });
+  m.def("cuda_is_available", [] { return false; });
+  m.def("cuda_device_count", [] { return 0; });
+  m.attr("has_cuda") = false;
+}
+
+}  // namespace cgad::bind

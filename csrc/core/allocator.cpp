@@ -1,0 +1,98 @@
+#include "core/allocator.h"
+
+#include <unistd.h>
+#include <cstdlib>
+#include "core/error.h"
+
+namespace cgad {
+
+CpuAllocator& CpuAllocator::instance() {
+  // Leaked on purpose: tensors owned by Python objects may be freed after static destructors ran.
+  static CpuAllocator* a = [] {
+    static std::aligned_storage_t<sizeof(CpuAllocator), alignof(CpuAllocator)> buf;
+    return ::new (&buf) CpuAllocator();
+  }();
+  return *a;
+}
+
+CpuAllocator::~CpuAllocator() { free_cached_locked(); }
+
+size_t CpuAllocator::round_size(size_t n) {
+  if (n == 0) n = 1;
+  if (n < 4096) return (n + 63) & ~size_t(63);
+  // Above 4 KiB: 8 size classes per power of two, at most 12.5% slack.
+  int lg = 63 - __builtin_clzll(n);
+  size_t step = size_t(1) << (lg - 3);
+  return (n + step - 1) & ~(step - 1);
+}
+
+static size_t physical_bytes() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? size_t(pages) * size_t(page) : SIZE_MAX;
+}
+
+void* CpuAllocator::allocate(size_t nbytes) {
+  size_t sz = round_size(nbytes);
+  std::lock_guard<std::mutex> lk(mu_);
+  void* p = nullptr;
+  auto it = free_.find(sz);
+  if (it != free_.end() && !it->second.empty()) {
+    p = it->second.back();
+    it->second.pop_back();
+    st_.cached_bytes -= int64_t(sz);
+  } else {
+    // Linux overcommits: a request beyond physical memory would "succeed" and be killed later.
+    static const size_t phys = physical_bytes();
+    if (sz > phys)
+      throw MemoryError(str("cannot allocate ", nbytes, " bytes: more than this machine's ", phys, " bytes of memory"));
+    p = std::aligned_alloc(kAlignment, sz);
+    if (!p) {
+      free_cached_locked();
+      p = std::aligned_alloc(kAlignment, sz);
+    }
+    if (!p) throw MemoryError(str("cannot allocate ", nbytes, " bytes: out of memory"));
+    st_.os_allocs += 1;
+    st_.os_bytes += int64_t(sz);
+  }
+  st_.allocated_bytes += int64_t(sz);
+  if (st_.allocated_bytes > st_.peak_bytes) st_.peak_bytes = st_.allocated_bytes;
+  return p;
+}
+
+void CpuAllocator::release(void* ptr, size_t nbytes) {
+  if (!ptr) return;
+  size_t sz = round_size(nbytes);
+  std::lock_guard<std::mutex> lk(mu_);
+  free_[sz].push_back(ptr);
+  st_.cached_bytes += int64_t(sz);
+  st_.allocated_bytes -= int64_t(sz);
+}
+
+void CpuAllocator::free_cached_locked() {
+  for (auto& kv : free_) {
+    for (void* p : kv.second) {
+      std::free(p);
+      st_.os_bytes -= int64_t(kv.first);
+      st_.cached_bytes -= int64_t(kv.first);
+    }
+    kv.second.clear();
+  }
+  free_.clear();
+}
+
+MemoryStats CpuAllocator::stats() {
+  std::lock_guard<std::mutex> lk(mu_);
+  return st_;
+}
+
+void CpuAllocator::reset_peak() {
+  std::lock_guard<std::mutex> lk(mu_);
+  st_.peak_bytes = st_.allocated_bytes;
+}
+
+void CpuAllocator::empty_cache() {
+  std::lock_guard<std::mutex> lk(mu_);
+  free_cached_locked();
+}
+
+}  // namespace cgad

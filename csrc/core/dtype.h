@@ -1,0 +1,133 @@
+// Element types and their promotion rules (torch.result_type), plus dispatch from a runtime
+// dtype to a compile-time C++ type.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include "core/error.h"
+
+namespace cgad {
+
+enum class DType : uint8_t { Bool, Int32, Int64, BFloat16, Float32, Float64 };
+
+// bfloat16 storage: the upper half of a float32, rounded to nearest even.
+struct bf16 {
+  uint16_t bits = 0;
+  bf16() = default;
+  explicit bf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) {  // NaN stays a quiet NaN
+      bits = static_cast<uint16_t>((u >> 16) | 0x0040u);
+      return;
+    }
+    u += 0x7fffu + ((u >> 16) & 1u);
+    bits = static_cast<uint16_t>(u >> 16);
+  }
+  operator float() const {
+    uint32_t u = static_cast<uint32_t>(bits) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+};
+
+inline size_t itemsize(DType d) {
+  switch (d) {
+    case DType::Bool: return 1;
+    case DType::Int32: return 4;
+    case DType::Int64: return 8;
+    case DType::BFloat16: return 2;
+    case DType::Float32: return 4;
+    case DType::Float64: return 8;
+  }
+  return 0;
+}
+
+inline const char* dtype_name(DType d) {
+  switch (d) {
+    case DType::Bool: return "bool";
+    case DType::Int32: return "int32";
+    case DType::Int64: return "int64";
+    case DType::BFloat16: return "bfloat16";
+    case DType::Float32: return "float32";
+    case DType::Float64: return "float64";
+  }
+  return "?";
+}
+
+inline bool is_floating(DType d) { return d == DType::Float32 || d == DType::Float64 || d == DType::BFloat16; }
+inline bool is_integral(DType d) { return d == DType::Int32 || d == DType::Int64; }
+
+// 0 bool, 1 integer, 2 floating: a Python scalar or 0-d tensor widens only across categories.
+inline int category(DType d) { return d == DType::Bool ? 0 : (is_integral(d) ? 1 : 2); }
+
+inline DType promote(DType a, DType b) {
+  if (a == b) return a;
+  // The enum is ordered so that the larger wins, except that bf16 with an int stays bf16
+  // (which the order already gives).
+  return static_cast<uint8_t>(a) > static_cast<uint8_t>(b) ? a : b;
+}
+
+template <typename T> struct TypeTag { using type = T; };
+
+template <typename T> constexpr DType dtype_of();
+template <> constexpr DType dtype_of<bool>() { return DType::Bool; }
+template <> constexpr DType dtype_of<int32_t>() { return DType::Int32; }
+template <> constexpr DType dtype_of<int64_t>() { return DType::Int64; }
+template <> constexpr DType dtype_of<bf16>() { return DType::BFloat16; }
+template <> constexpr DType dtype_of<float>() { return DType::Float32; }
+template <> constexpr DType dtype_of<double>() { return DType::Float64; }
+
+// Calls f(TypeTag<T>{}) for the C++ type of d. `what` names the op in the error.
+template <typename F>
+decltype(auto) dispatch_float(DType d, const char* what, F&& f) {
+  switch (d) {
+    case DType::Float32: return f(TypeTag<float>{});
+    case DType::Float64: return f(TypeTag<double>{});
+    default: throw TypeError(str(what, ": expected a float32 or float64 tensor, got ", dtype_name(d)));
+  }
+}
+
+template <typename F>
+decltype(auto) dispatch_numeric(DType d, const char* what, F&& f) {
+  switch (d) {
+    case DType::Float32: return f(TypeTag<float>{});
+    case DType::Float64: return f(TypeTag<double>{});
+    case DType::Int32: return f(TypeTag<int32_t>{});
+    case DType::Int64: return f(TypeTag<int64_t>{});
+    case DType::Bool: return f(TypeTag<bool>{});
+    default: throw TypeError(str(what, ": ", dtype_name(d), " compute is not supported on the CPU; convert with .float()"));
+  }
+}
+
+template <typename F>
+decltype(auto) dispatch_all(DType d, F&& f) {
+  switch (d) {
+    case DType::Float32: return f(TypeTag<float>{});
+    case DType::Float64: return f(TypeTag<double>{});
+    case DType::Int32: return f(TypeTag<int32_t>{});
+    case DType::Int64: return f(TypeTag<int64_t>{});
+    case DType::Bool: return f(TypeTag<bool>{});
+    case DType::BFloat16: return f(TypeTag<bf16>{});
+  }
+  throw TypeError("unknown dtype");
+}
+
+// Converts between element types as torch's .to(dtype) does (bool is x != 0).
+template <typename To, typename From>
+inline To convert(From v) {
+  if constexpr (std::is_same_v<To, bool>) {
+    if constexpr (std::is_same_v<From, bf16>) return static_cast<float>(v) != 0.0f;
+    else return v != From(0);
+  } else if constexpr (std::is_same_v<To, bf16>) {
+    return bf16(static_cast<float>(v));
+  } else if constexpr (std::is_same_v<From, bf16>) {
+    return static_cast<To>(static_cast<float>(v));
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
+}  // namespace cgad

@@ -1,0 +1,214 @@
+// matmul (1-D, 2-D and batched with broadcasting, like torch) and linear (x @ w^T + b, the
+// bias add fused into the GEMM), with their VJPs. Operands are passed to BLAS with a transpose
+// flag instead of being copied whenever their strides allow it.
+#include <cstring>
+#include "autograd/node.h"
+#include "backends/cpu/gemm.h"
+#include "backends/cpu/loops.h"
+#include "ops/ops.h"
+
+namespace cgad {
+
+namespace {
+
+// How a (rows, cols) matrix view is handed to BLAS: pointer, leading dim, transpose flag.
+struct MatArg {
+  Tensor keep;  // owns a contiguous copy when one was needed
+  bool trans = false;
+  int64_t ld = 0;
+};
+
+// m is a view whose last two dims are (R, C); its batch dims are handled by the caller.
+MatArg mat_arg(const Tensor& m) {
+  const int64_t R = m.size(-2), C = m.size(-1);
+  const int64_t sr = m.strides()[size_t(m.dim() - 2)], sc = m.strides()[size_t(m.dim() - 1)];
+  MatArg a;
+  a.keep = m;
+  if ((sc == 1 || C == 1) && sr >= std::max<int64_t>(C, 1)) { a.ld = sr; return a; }
+  if ((sr == 1 || R == 1) && sc >= std::max<int64_t>(R, 1)) { a.trans = true; a.ld = sc; return a; }
+  a.keep = contiguous_data(m);
+  a.ld = std::max<int64_t>(C, 1);
+  return a;
+}
+
+void check_matmul(const Tensor& a, const Tensor& b, const char* op) {
+  check_same_device(a, b, op);
+  if (!is_floating(a.dtype()) || !is_floating(b.dtype()))
+    throw TypeError(str(op, ": expected floating point tensors, got ", dtype_name(a.dtype()), " and ", dtype_name(b.dtype())));
+  if (a.dtype() != b.dtype())
+    throw TypeError(str(op, ": expected both operands of the same dtype, got ", dtype_name(a.dtype()), " and ", dtype_name(b.dtype())));
+}
+
+// a (..., M, K) @ b (..., K, N) with broadcast batch dims; both at least 2-D.
+Tensor matmul_nd_forward(const Tensor& a_in, const Tensor& b_in) {
+  const int64_t M = a_in.size(-2), K = a_in.size(-1), K2 = b_in.size(-2), N = b_in.size(-1);
+  if (K != K2)
+    throw ValueError(str("matmul: shapes ", shape_str(a_in.shape()), " and ", shape_str(b_in.shape()), " cannot be multiplied (", K, " != ", K2, ")"));
+  Shape ab(a_in.shape().begin(), a_in.shape().end() - 2), bb(b_in.shape().begin(), b_in.shape().end() - 2);
+  Shape batch = cpu::broadcast_shapes(ab, bb, "matmul");
+  Shape oshape = batch;
+  oshape.push_back(M);
+  oshape.push_back(N);
+  Tensor out = empty(oshape, a_in.dtype(), a_in.device());
+  // Fold a's batch into M when b is a single matrix and a's rows are evenly strided.
+  if (b_in.dim() == 2 && a_in.dim() > 2) {
+    Tensor a2 = contiguous_data(a_in);
+    Tensor a_flat = make_view(a2, {a2.numel() / std::max<int64_t>(K, 1), K}, {K, 1}, a2.impl()->offset);
+    if (K == 0) a_flat = make_view(a2, {out.numel() / std::max<int64_t>(N, 1), 0}, {0, 1}, 0);
+    MatArg A = mat_arg(a_flat), B = mat_arg(b_in);
+    dispatch_float(out.dtype(), "matmul", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      cpu::gemm<T>(A.trans, B.trans, a_flat.size(0), N, K, T(1), A.keep.data<T>(), A.ld, B.keep.data<T>(), B.ld, T(0),
+                   out.data<T>(), N);
+    });
+    return out;
+  }
+  Shape a_full = batch, b_full = batch;
+  a_full.push_back(M); a_full.push_back(K);
+  b_full.push_back(K); b_full.push_back(N);
+  Shape ast = cpu::broadcast_strides(a_in, a_full), bst = cpu::broadcast_strides(b_in, b_full);
+  // Keep the matrix strides (broadcast_strides zeroes size-1 dims).
+  ast[ast.size() - 2] = a_in.strides()[size_t(a_in.dim() - 2)]; ast.back() = a_in.strides().back();
+  bst[bst.size() - 2] = b_in.strides()[size_t(b_in.dim() - 2)]; bst.back() = b_in.strides().back();
+  Tensor av = make_view(a_in, a_full, ast, a_in.impl()->offset), bv = make_view(b_in, b_full, bst, b_in.impl()->offset);
+  MatArg A = mat_arg(av), B = mat_arg(bv);
+  const int64_t nb = numel_of(batch);
+  Shape idx(batch.size(), 0);
+  dispatch_float(out.dtype(), "matmul", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    for (int64_t i = 0; i < nb; ++i) {
+      int64_t oa = 0, ob = 0;
+      for (size_t d = 0; d < batch.size(); ++d) {
+        oa += idx[d] * A.keep.strides()[d];
+        ob += idx[d] * B.keep.strides()[d];
+      }
+      cpu::gemm<T>(A.trans, B.trans, M, N, K, T(1), A.keep.data<T>() + oa, A.ld, B.keep.data<T>() + ob, B.ld, T(0),
+                   out.data<T>() + i * M * N, N);
+      for (int64_t d = int64_t(batch.size()) - 1; d >= 0; --d) {
+        if (++idx[d] < batch[d]) break;
+        idx[d] = 0;
+      }
+    }
+  });
+  return out;
+}
+
+Tensor matmul_nd(const Tensor& a, const Tensor& b);
+
+struct MatmulBackward : Node {
+  Tensor a, b;
+  bool fold = false;  // b was one matrix shared by a's batch
+  const char* name() const override { return "MatmulBackward"; }
+  bool release_saved() override { bool had = a.defined() || b.defined(); a = b = Tensor(); return had; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor ga, gb;
+    if (needs_grad(0)) ga = sum_to(matmul_nd(g, transpose(b, -1, -2)), input_shapes[0]);
+    if (needs_grad(1)) {
+      if (fold) {  // fold the batch: (K, B*M) @ (B*M, N)
+        const int64_t K = a.size(-1), N = g.size(-1);
+        Tensor a2 = reshape(a, {-1, K}), g2 = reshape(g, {-1, N});
+        gb = matmul_nd(transpose(a2, 0, 1), g2);
+      } else {
+        gb = sum_to(matmul_nd(transpose(a, -1, -2), g), input_shapes[1]);
+      }
+    }
+    return {ga, gb};
+  }
+};
+
+Tensor matmul_nd(const Tensor& a, const Tensor& b) {
+  Tensor out = matmul_nd_forward(a, b);
+  if (auto n = record<MatmulBackward>(out, {&a, &b})) {
+    if (n->needs_grad(1)) n->a = a;
+    if (n->needs_grad(0)) n->b = b;
+    n->fold = b.dim() == 2 && a.dim() > 2;
+  }
+  return out;
+}
+
+struct LinearBackward : Node {
+  Tensor x, w;  // x as (rows, in)
+  const char* name() const override { return "LinearBackward"; }
+  bool release_saved() override { bool had = x.defined() || w.defined(); x = w = Tensor(); return had; }
+  std::vector<Tensor> backward(const Tensor& g_in) override {
+    const int64_t out_f = w.size(0), in_f = w.size(1);
+    Tensor g = contiguous_data(g_in);
+    const int64_t rows = g.numel() / std::max<int64_t>(out_f, 1);
+    Tensor gx, gw, gb;
+    dispatch_float(w.dtype(), "linear backward", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      if (needs_grad(0)) {  // gx (rows, in) = g (rows, out) @ w (out, in)
+        Shape xs = input_shapes[0];
+        gx = empty(xs, w.dtype(), w.device());
+        cpu::gemm<T>(false, false, rows, in_f, out_f, T(1), g.data<T>(), out_f, w.data<T>(), in_f, T(0), gx.data<T>(), in_f);
+      }
+      if (needs_grad(1)) {  // gw (out, in) = g^T (out, rows) @ x (rows, in)
+        gw = empty({out_f, in_f}, w.dtype(), w.device());
+        cpu::gemm<T>(true, false, out_f, in_f, rows, T(1), g.data<T>(), out_f, x.data<T>(), in_f, T(0), gw.data<T>(), in_f);
+      }
+      if (needs_grad(2)) {  // gb (out) = column sums of g, accumulated in row order
+        gb = zeros({out_f}, w.dtype(), w.device());
+        T* pb = gb.data<T>();
+        const T* pg = g.data<T>();
+        std::vector<double> acc(size_t(out_f), 0.0);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < out_f; ++j) acc[j] += double(pg[r * out_f + j]);
+        for (int64_t j = 0; j < out_f; ++j) pb[j] = T(acc[j]);
+      }
+    });
+    return {gx, gw, gb};
+  }
+};
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_matmul(a, b, "matmul");
+  if (a.dim() == 0 || b.dim() == 0)
+    throw ValueError(str("matmul: both arguments need at least 1 dim, got shapes ", shape_str(a.shape()), " and ", shape_str(b.shape())));
+  if (a.dim() == 1 && b.dim() == 1) {
+    if (a.size(0) != b.size(0))
+      throw ValueError(str("matmul: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()), " cannot be multiplied (", a.size(0), " != ", b.size(0), ")"));
+    return reshape(matmul_nd(reshape(a, {1, -1}), reshape(b, {-1, 1})), {});
+  }
+  if (a.dim() == 1) return squeeze(matmul_nd(unsqueeze(a, 0), b), -2);
+  if (b.dim() == 1) return squeeze(matmul_nd(a, unsqueeze(b, 1)), -1);
+  return matmul_nd(a, b);
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_matmul(x, w, "linear");
+  if (w.dim() != 2) throw ValueError(str("linear: weight must be 2-D (out, in), got shape ", shape_str(w.shape())));
+  if (x.dim() < 1 || x.size(-1) != w.size(1))
+    throw ValueError(str("linear: input of shape ", shape_str(x.shape()), " does not match weight of shape ", shape_str(w.shape()), " (in_features ", w.size(1), ")"));
+  const int64_t out_f = w.size(0), in_f = w.size(1);
+  if (b.defined()) {
+    check_matmul(x, b, "linear");
+    if (b.dim() != 1 || b.size(0) != out_f)
+      throw ValueError(str("linear: bias of shape ", shape_str(b.shape()), " does not match weight of shape ", shape_str(w.shape())));
+  }
+  Tensor xc = contiguous_data(x), wc = contiguous_data(w);
+  Shape oshape = x.shape();
+  oshape.back() = out_f;
+  Tensor out = empty(oshape, x.dtype(), x.device());
+  const int64_t rows = x.numel() / std::max<int64_t>(in_f, 1);
+  dispatch_float(x.dtype(), "linear", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* po = out.data<T>();
+    T beta = T(0);
+    if (b.defined()) {  // the bias rows seed C, and the GEMM adds into them (beta = 1)
+      Tensor bc = contiguous_data(b);
+      const T* pb = bc.data<T>();
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(po + r * out_f, pb, size_t(out_f) * sizeof(T));
+      beta = T(1);
+    }
+    cpu::gemm<T>(false, true, rows, out_f, in_f, T(1), xc.data<T>(), in_f, wc.data<T>(), in_f, beta, po, out_f);
+  });
+  if (auto n = record<LinearBackward>(out, {&x, &w, &b})) {
+    n->w = wc;
+    n->x = xc;
+  }
+  return out;
+}
+
+}  // namespace cgad

@@ -1,0 +1,299 @@
+// Reductions: sum, mean, max, argmax, topk, sum_to. The reduced dims are moved last and the
+// data made contiguous, so every reduction walks rows of a (rows, cols) matrix in a fixed order.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include "autograd/node.h"
+#include "backends/cpu/fill.h"
+#include "backends/cpu/parallel.h"
+#include "ops/ops.h"
+
+namespace cgad {
+
+namespace {
+
+struct Plan {
+  std::vector<bool> reduced;  // per input dim
+  Shape keep_shape;           // output shape with keepdim=true
+  Shape out_shape;            // output shape as requested
+  Tensor rows;                // contiguous (rows, cols) data
+  int64_t nrows = 1, ncols = 1;
+};
+
+Plan plan_reduce(const Tensor& t, std::vector<int64_t> dims, bool keepdim, const char* op) {
+  Plan p;
+  const int64_t nd = t.dim();
+  p.reduced.assign(size_t(nd), dims.empty());
+  for (int64_t d : dims) {
+    int64_t w = wrap_dim(d, nd, op);
+    if (nd == 0) continue;
+    if (p.reduced[w]) throw ValueError(str(op, ": dim ", d, " appears more than once"));
+    p.reduced[w] = true;
+  }
+  std::vector<int64_t> perm;
+  for (int64_t i = 0; i < nd; ++i) if (!p.reduced[i]) perm.push_back(i);
+  for (int64_t i = 0; i < nd; ++i) if (p.reduced[i]) perm.push_back(i);
+  for (int64_t i = 0; i < nd; ++i) {
+    p.keep_shape.push_back(p.reduced[i] ? 1 : t.shape()[i]);
+    if (!p.reduced[i]) p.nrows *= t.shape()[i];
+    else p.ncols *= t.shape()[i];
+    if (!p.reduced[i] || keepdim) p.out_shape.push_back(p.reduced[i] ? 1 : t.shape()[i]);
+  }
+  Shape ps, pst;
+  for (int64_t i : perm) { ps.push_back(t.shape()[i]); pst.push_back(t.strides()[i]); }
+  p.rows = contiguous_data(make_view(t, ps, pst, t.impl()->offset));
+  return p;
+}
+
+// Sums each row in Acc precision. One row splits across threads only when rows are few, with
+// fixed chunk bounds and an ordered final add, so the result depends only on the thread count.
+template <typename T, typename Acc>
+void sum_rows(const T* x, int64_t nrows, int64_t ncols, T* out) {
+  const int nt = threads_for(nrows * ncols);
+  if (nrows >= nt) {
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t r = 0; r < nrows; ++r) {
+      Acc s = 0;
+      const T* row = x + r * ncols;
+      for (int64_t c = 0; c < ncols; ++c) s += Acc(row[c]);
+      out[r] = T(s);
+    }
+    return;
+  }
+  for (int64_t r = 0; r < nrows; ++r) {
+    std::vector<Acc> part(size_t(nt), Acc(0));
+    const T* row = x + r * ncols;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int c = 0; c < nt; ++c) {
+      Acc s = 0;
+      for (int64_t i = ncols * c / nt; i < ncols * (c + 1) / nt; ++i) s += Acc(row[i]);
+      part[c] = s;
+    }
+    Acc s = 0;
+    for (Acc v : part) s += v;
+    out[r] = T(s);
+  }
+}
+
+struct SumBackward : Node {
+  Shape keep_shape;
+  double scale = 1.0;  // 1/count for mean
+  const char* name() const override { return scale == 1.0 ? "SumBackward" : "MeanBackward"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor gg = reshape(g, keep_shape);
+    if (scale != 1.0) gg = mul(gg, full({}, scale, g.dtype()));
+    return {expand(gg, input_shapes[0])};
+  }
+};
+
+Tensor sum_impl(const Tensor& t, std::vector<int64_t> dims, bool keepdim, bool is_mean) {
+  const char* op = is_mean ? "mean" : "sum";
+  if (is_mean && !is_floating(t.dtype()))
+    throw TypeError(str("mean: expected a floating point tensor, got ", dtype_name(t.dtype()), "; convert with .float()"));
+  Plan p = plan_reduce(t, std::move(dims), keepdim, op);
+  DType odt = is_floating(t.dtype()) ? t.dtype() : DType::Int64;
+  Tensor out = empty(p.out_shape, odt, t.device());
+  Tensor src = cast(p.rows, odt);
+  dispatch_numeric(odt, op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
+    sum_rows<T, Acc>(src.data<T>(), p.nrows, p.ncols, out.data<T>());
+  });
+  const double scale = is_mean ? 1.0 / double(p.ncols) : 1.0;
+  if (is_mean) {
+    if (p.ncols == 0) cpu::fill(out, NAN);
+    else mul_scalar_(out, scale);
+  }
+  if (auto n = record<SumBackward>(out, {&t})) {
+    n->keep_shape = p.keep_shape;
+    n->scale = scale;
+  }
+  return out;
+}
+
+template <typename T>
+bool greater(T a, T b) {  // NaN counts as the largest, so max propagates it like torch
+  if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(a)) return !std::isnan(b);
+    if (std::isnan(b)) return false;
+  }
+  return a > b;
+}
+
+// Per row: the max value and its first index.
+void max_rows(const Plan& p, Tensor& values, Tensor& indices, const char* op) {
+  if (p.ncols == 0) throw ValueError(str(op, ": cannot reduce over an empty dimension"));
+  Tensor src = p.rows;
+  DType dt = src.dtype() == DType::BFloat16 ? DType::Float32 : src.dtype();
+  src = cast(src, dt);
+  values = empty({p.nrows}, dt, src.device());
+  indices = empty({p.nrows}, DType::Int64, src.device());
+  dispatch_numeric(dt, op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* x = src.data<T>();
+    T* v = values.data<T>();
+    int64_t* ix = indices.data<int64_t>();
+    for (int64_t r = 0; r < p.nrows; ++r) {
+      const T* row = x + r * p.ncols;
+      int64_t best = 0;
+      for (int64_t c = 1; c < p.ncols; ++c)
+        if (greater(row[c], row[best])) best = c;
+      v[r] = row[best];
+      ix[r] = best;
+    }
+  });
+}
+
+struct MaxAllBackward : Node {
+  Tensor x, out;
+  const char* name() const override { return "MaxBackward"; }
+  bool release_saved() override { bool had = x.defined(); x = out = Tensor(); return had; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    // Ties share the grad evenly, as torch's max() does.
+    Tensor mask = cast(compare(x, out, CompareOp::EQ), g.dtype());
+    return {mul(mask, div(g, sum(mask, {}, false)))};
+  }
+};
+
+struct MaxDimBackward : Node {
+  Tensor indices;  // keepdim shape
+  int64_t dim = 0;
+  Shape keep_shape;
+  DType dtype = DType::Float32;
+  const char* name() const override { return "MaxBackward"; }
+  bool release_saved() override { bool had = indices.defined(); indices = Tensor(); return had; }
+  std::vector<Tensor> backward(const Tensor& gin) override {
+    Tensor g = cast(contiguous_data(reshape(gin, keep_shape)), dtype);
+    Tensor gi = zeros(input_shapes[0], dtype, g.device());
+    const Shape& s = input_shapes[0];
+    int64_t outer = 1, inner = 1;
+    for (int64_t i = 0; i < dim; ++i) outer *= s[i];
+    for (size_t i = size_t(dim) + 1; i < s.size(); ++i) inner *= s[i];
+    const int64_t n = s.empty() ? 1 : s[dim];
+    const int64_t* ix = indices.data<int64_t>();
+    dispatch_float(dtype, "max backward", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* pg = g.data<T>();
+      T* po = gi.data<T>();
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) po[(o * n + ix[o * inner + i]) * inner + i] = pg[o * inner + i];
+    });
+    return {gi};
+  }
+};
+
+// Forward-only ops keep the graph honest: backward through them raises instead of silently
+// dropping the grad.
+struct ForwardOnlyBackward : Node {
+  const char* op = "";
+  const char* name() const override { return op; }
+  std::vector<Tensor> backward(const Tensor&) override {
+    throw RuntimeError(str(op, ": the derivative is not implemented (forward only); detach() its input"));
+  }
+};
+
+}  // namespace
+
+Tensor sum(const Tensor& t, std::vector<int64_t> dims, bool keepdim) { return sum_impl(t, std::move(dims), keepdim, false); }
+Tensor mean(const Tensor& t, std::vector<int64_t> dims, bool keepdim) { return sum_impl(t, std::move(dims), keepdim, true); }
+
+Tensor max_all(const Tensor& t) {
+  if (t.numel() == 0) throw ValueError("max: cannot reduce an empty tensor (no identity)");
+  Plan p = plan_reduce(t, {}, false, "max");
+  Tensor values, indices;
+  max_rows(p, values, indices, "max");
+  Tensor out = cast(reshape(values.detach(), {}), t.dtype());
+  if (auto n = record<MaxAllBackward>(out, {&t})) {
+    n->x = t;
+    n->out = out.detach();
+  }
+  return out;
+}
+
+std::pair<Tensor, Tensor> max_dim(const Tensor& t, int64_t dim, bool keepdim) {
+  int64_t d = wrap_dim(dim, t.dim(), "max");
+  Plan p = plan_reduce(t, {d}, keepdim, "max");
+  Tensor values, indices;
+  max_rows(p, values, indices, "max");
+  values = cast(values, t.dtype());
+  Tensor v = make_view(values, p.out_shape, contiguous_strides(p.out_shape), 0);
+  Tensor ix = make_view(indices, p.out_shape, contiguous_strides(p.out_shape), 0);
+  if (auto n = record<MaxDimBackward>(v, {&t})) {
+    n->indices = indices;
+    n->dim = t.dim() == 0 ? 0 : d;
+    n->keep_shape = p.keep_shape;
+    n->dtype = t.dtype();
+  }
+  return {v, ix};
+}
+
+Tensor argmax(const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
+  if (!dim) {
+    if (t.numel() == 0) throw ValueError("argmax: cannot reduce an empty tensor");
+    Plan p = plan_reduce(t, {}, keepdim, "argmax");
+    Tensor values, indices;
+    max_rows(p, values, indices, "argmax");
+    return make_view(indices, p.out_shape, contiguous_strides(p.out_shape), 0);
+  }
+  return max_dim(t.detach(), *dim, keepdim).second;
+}
+
+std::pair<Tensor, Tensor> topk(const Tensor& t, int64_t k, int64_t dim) {
+  int64_t d = wrap_dim(dim, t.dim(), "topk");
+  const int64_t n = t.dim() == 0 ? 1 : t.shape()[d];
+  if (k < 0 || k > n) throw ValueError(str("topk: k (", k, ") is out of range for dim ", dim, " of size ", n));
+  Plan p = plan_reduce(t, {d}, true, "topk");
+  DType dt = t.dtype() == DType::BFloat16 ? DType::Float32 : t.dtype();
+  Tensor src = cast(p.rows, dt);
+  Tensor vals = empty({p.nrows, k}, dt, t.device()), idx = empty({p.nrows, k}, DType::Int64, t.device());
+  dispatch_numeric(dt, "topk", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* x = src.data<T>();
+    T* pv = vals.data<T>();
+    int64_t* pi = idx.data<int64_t>();
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    for (int64_t r = 0; r < p.nrows; ++r) {
+      const T* row = x + r * n;
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
+        return greater(row[a], row[b]) || (!greater(row[b], row[a]) && a < b);
+      });
+      for (int64_t j = 0; j < k; ++j) { pv[r * k + j] = row[order[j]]; pi[r * k + j] = order[j]; }
+    }
+  });
+  // (rows, k) with the topk dim last; move it back to `d`.
+  Shape shape = p.keep_shape;
+  if (t.dim() > 0) shape[d] = k;
+  Shape moved;  // shape with dim d moved last
+  for (int64_t i = 0; i < t.dim(); ++i) if (i != d) moved.push_back(shape[i]);
+  moved.push_back(k);
+  std::vector<int64_t> back(size_t(t.dim()));
+  for (int64_t i = 0, j = 0; i < t.dim(); ++i) back[i] = i == d ? t.dim() - 1 : j++;
+  Tensor v, ix;
+  {
+    NoGradGuard ng;
+    v = t.dim() == 0 ? reshape(vals, {}) : contiguous(permute(reshape(vals, moved), back));
+    ix = t.dim() == 0 ? reshape(idx, {}) : contiguous(permute(reshape(idx, moved), back));
+  }
+  v = cast(v, t.dtype()).detach();
+  ix = ix.detach();
+  if (auto node = record<ForwardOnlyBackward>(v, {&t})) node->op = "topk";
+  return {v, ix};
+}
+
+Tensor sum_to(const Tensor& t, const Shape& shape) {
+  if (t.shape() == shape) return t;
+  const int64_t lead = t.dim() - int64_t(shape.size());
+  if (lead < 0) throw ValueError(str("sum_to: cannot reduce shape ", shape_str(t.shape()), " to ", shape_str(shape)));
+  std::vector<int64_t> dims;
+  for (int64_t i = 0; i < t.dim(); ++i) {
+    if (i < lead) dims.push_back(i);
+    else if (shape[i - lead] == 1 && t.shape()[i] != 1) dims.push_back(i);
+    else if (shape[i - lead] != t.shape()[i])
+      throw ValueError(str("sum_to: cannot reduce shape ", shape_str(t.shape()), " to ", shape_str(shape)));
+  }
+  if (dims.empty()) return reshape(t, shape);
+  return reshape(sum(t, dims, true), shape);
+}
+
+}  // namespace cgad

@@ -1,0 +1,184 @@
+"""Tensor creation: cgad.tensor, zeros/ones/empty/full/randn/rand, arange, and the list-taking ops."""
+import builtins
+import numbers
+
+import numpy as np
+
+from cgad import _C
+
+_NP_KEPT = {"float32", "float64", "int32", "int64", "bool"}
+
+
+def _as_array(data, dtype):
+    """A numpy array for `data` with cgad's default dtypes (Python float -> float32, int -> int64)."""
+    if isinstance(data, _C.Tensor):
+        return data.numpy(), data.dtype if dtype is None else dtype
+    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
+        arr = np.asarray(data)
+        if arr.dtype.name not in _NP_KEPT:
+            if arr.dtype.kind == "f":
+                arr = arr.astype(np.float32)
+            elif arr.dtype.kind in "iu":
+                arr = arr.astype(np.int64)
+            else:
+                raise TypeError(f"tensor: unsupported numpy dtype {arr.dtype}")
+        return arr, dtype
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"tensor: cannot build a tensor from {type(data).__name__}: {e}") from None
+    kind = arr.dtype.kind
+    if kind == "f":
+        arr = arr.astype(np.float32)
+    elif kind in "iu":
+        arr = arr.astype(np.int64)
+    elif kind != "b":
+        raise TypeError(f"tensor: expected numbers (or nested lists of numbers), got {type(data).__name__} "
+                        f"with elements of numpy kind {arr.dtype.name!r}")
+    return arr, dtype
+
+
+def _finish(t, dtype, device, requires_grad):
+    if dtype is not None:
+        t = _C.to_dtype(t, dtype)
+    dev = _C.device_of(device)
+    if dev.type != "cpu":
+        t = t.to(dev)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def tensor(data, dtype=None, device="cpu", requires_grad=False):
+    """A new tensor holding a copy of `data` (a number, nested list, numpy array or tensor)."""
+    arr, dtype = _as_array(data, dtype)
+    return _finish(_C.from_numpy(arr), dtype, device, requires_grad)
+
+
+def from_numpy(a):
+    """A tensor holding a copy of the numpy array `a` (float32/float64/int32/int64/bool)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(a).__name__}")
+    return _C.from_numpy(a)
+
+
+def _shape(args, op):
+    """torch's `*size` convention: f(2, 3) or f((2, 3)) or f([2, 3])."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    shape = []
+    for d in args:
+        if isinstance(d, builtins.bool) or not isinstance(d, (numbers.Integral,)):
+            raise TypeError(f"{op}: sizes must be ints, got {d!r} of type {type(d).__name__}")
+        if d < 0:
+            raise ValueError(f"{op}: negative dimension {d} in size {tuple(args)}")
+        shape.append(int(d))
+    return shape
+
+
+def _created(t, device, requires_grad):
+    return _finish(t, None, device, requires_grad)
+
+
+def empty(*size, dtype=None, device="cpu", requires_grad=False):
+    """An uninitialized tensor of the given size."""
+    return _created(_C.empty(_shape(size, "empty"), dtype or _C.dtype.float32, "cpu"), device, requires_grad)
+
+
+def zeros(*size, dtype=None, device="cpu", requires_grad=False):
+    """A tensor of zeros."""
+    return _created(_C.zeros(_shape(size, "zeros"), dtype or _C.dtype.float32, "cpu"), device, requires_grad)
+
+
+def ones(*size, dtype=None, device="cpu", requires_grad=False):
+    """A tensor of ones."""
+    return full(_shape(size, "ones"), 1.0, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full(size, fill_value, dtype=None, device="cpu", requires_grad=False):
+    """A tensor filled with `fill_value`."""
+    if not isinstance(fill_value, numbers.Number):
+        raise TypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
+    if dtype is None:
+        dtype = (_C.dtype.bool if isinstance(fill_value, builtins.bool)
+                 else _C.dtype.int64 if isinstance(fill_value, numbers.Integral) else _C.dtype.float32)
+    return _created(_C.full(_shape((size,), "full"), float(fill_value), dtype, "cpu"), device, requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    """Zeros with t's shape (and dtype unless given)."""
+    return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    """Ones with t's shape (and dtype unless given)."""
+    return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def randn(*size, dtype=None, device="cpu", requires_grad=False):
+    """Standard normal samples from cgad's generator (cgad.manual_seed reproduces them)."""
+    return _created(_C.randn(_shape(size, "randn"), dtype or _C.dtype.float32), device, requires_grad)
+
+
+def rand(*size, dtype=None, device="cpu", requires_grad=False):
+    """Uniform samples in [0, 1) from cgad's generator."""
+    return _created(_C.rand(_shape(size, "rand"), dtype or _C.dtype.float32), device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device="cpu"):
+    """Values from start to end (exclusive) by step; int64 when all arguments are ints, like torch."""
+    if end is None:
+        start, end = 0, start
+    for name, v in (("start", start), ("end", end), ("step", step)):
+        if isinstance(v, builtins.bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"arange: {name} must be a number, got {type(v).__name__}")
+    if dtype is None:
+        ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
+        dtype = _C.dtype.int64 if ints else _C.dtype.float32
+    return _created(_C.arange(float(start), float(end), float(step), dtype), device, False)
+
+
+def _check_tensor(t, op, name="input"):
+    if not isinstance(t, _C.Tensor):
+        raise TypeError(f"{op}: {name} must be a cgad.Tensor, got {type(t).__name__}")
+
+
+def tril(t, diagonal=0):
+    """The lower triangle of the last two dims (elements above `diagonal` set to zero)."""
+    _check_tensor(t, "tril")
+    return _C.tril(t, int(diagonal))
+
+
+def multinomial(probs, num_samples, replacement=False):
+    """Samples indices from each row of non-negative weights `probs` (int64 result)."""
+    _check_tensor(probs, "multinomial", "probs")
+    if replacement:
+        raise ValueError("multinomial: replacement=True is not supported")
+    return _C.multinomial(probs, int(num_samples))
+
+
+def _tensor_list(ts, op):
+    if isinstance(ts, _C.Tensor) or not isinstance(ts, (list, tuple)):
+        raise TypeError(f"{op}: expected a list or tuple of tensors, got {type(ts).__name__}")
+    for i, t in enumerate(ts):
+        _check_tensor(t, op, f"element {i}")
+    return list(ts)
+
+
+def cat(tensors, dim=0):
+    """Concatenates tensors along an existing dim."""
+    return _C.cat(_tensor_list(tensors, "cat"), int(dim))
+
+
+def stack(tensors, dim=0):
+    """Stacks same-shaped tensors along a new dim."""
+    return _C.stack(_tensor_list(tensors, "stack"), int(dim))
+
+
+def where(condition, input, other):
+    """Elementwise choice: input where condition is true, else other (numbers allowed)."""
+    _check_tensor(condition, "where", "condition")
+    ref = input if isinstance(input, _C.Tensor) else other if isinstance(other, _C.Tensor) else condition
+    a = input if isinstance(input, _C.Tensor) else _C.scalar_like(ref, input, "where")
+    b = other if isinstance(other, _C.Tensor) else _C.scalar_like(ref, other, "where")
+    return _C.where(condition, a, b)

@@ -1,0 +1,32 @@
+// The backward engine: topological order over a diamond, accumulation into leaves, released
+// graphs, retain_graph, no_grad.
+#include "autograd/node.h"
+#include "check.h"
+#include "ops/ops.h"
+
+using namespace cgad;
+
+int main() {
+  Tensor x = full({3}, 2.0, DType::Float64);
+  x.set_requires_grad(true);
+  Tensor y = mul(x, x);                  // y = x^2
+  Tensor z = add(mul(y, x), y);          // z = x^3 + x^2 (x reaches z by two paths)
+  Tensor loss = sum(z, {}, false);
+  run_backward(loss, Tensor(), true);
+  CHECK_NEAR(x.grad().data<double>()[0], 3 * 4 + 2 * 2, 1e-12);  // 3x^2 + 2x at 2
+  run_backward(loss, Tensor(), false);  // retained: a second backward accumulates
+  CHECK_NEAR(x.grad().data<double>()[1], 2 * 16.0, 1e-12);
+  CHECK_THROWS(RuntimeError, run_backward(loss, Tensor(), false));  // the graph is freed now
+  CHECK_THROWS(RuntimeError, run_backward(z, Tensor(), false));     // non-scalar without grad
+  {
+    NoGradGuard g;
+    Tensor w = mul(x, x);
+    CHECK(!w.requires_grad() && !w.grad_fn());
+  }
+  Tensor a = full({2, 2}, 1.0, DType::Float64);
+  a.set_requires_grad(true);
+  Tensor v = sum(reshape(transpose(a, 0, 1), {4}), {}, false);  // views keep the graph
+  run_backward(v, Tensor(), false);
+  CHECK(a.grad().defined() && a.grad().data<double>()[3] == 1.0);
+  return cgad_test::finish("test_autograd");
+}

@@ -1,0 +1,113 @@
+"""Elementwise ops: forward against numpy (with broadcasting and dtype promotion), float64 gradchecks."""
+import numpy as np
+import pytest
+
+import cgad
+from conftest import gradcheck, nmax_err, weighted_sum
+
+rng = np.random.default_rng(0)
+SHAPES = [((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((3, 1), (1, 5)), ((), (2, 3)), ((0, 3), (3,))]
+BINARY = {
+    "add": (lambda a, b: a + b, np.add),
+    "sub": (lambda a, b: a - b, np.subtract),
+    "mul": (lambda a, b: a * b, np.multiply),
+    "div": (lambda a, b: a / b, np.divide),
+}
+
+
+@pytest.mark.parametrize("name", list(BINARY))
+@pytest.mark.parametrize("sa,sb", SHAPES)
+def test_binary_forward(name, sa, sb):
+    a = rng.standard_normal(sa).astype(np.float32)
+    b = rng.standard_normal(sb).astype(np.float32) + 3.0
+    op, ref = BINARY[name]
+    out = op(cgad.tensor(a), cgad.tensor(b))
+    assert out.shape == np.broadcast_shapes(sa, sb)
+    assert nmax_err(out.numpy(), ref(a, b)) < 1e-6
+
+
+@pytest.mark.parametrize("name", list(BINARY))
+@pytest.mark.parametrize("sa,sb", SHAPES[:4])
+def test_binary_grad(name, sa, sb):
+    a = rng.standard_normal(sa)
+    b = rng.standard_normal(sb) + 3.0
+    op = BINARY[name][0]
+    gradcheck(lambda x, y: weighted_sum(op(x, y)), [a, b])
+
+
+def test_pow_forward_and_grad():
+    a = rng.uniform(0.5, 2.0, (3, 4))
+    b = rng.uniform(-1.0, 2.0, (3, 4))
+    assert nmax_err((cgad.tensor(a) ** cgad.tensor(b)).numpy(), a ** b) < 1e-12
+    assert nmax_err((cgad.tensor(a) ** 2).numpy(), a ** 2) < 1e-12
+    gradcheck(lambda x, y: weighted_sum(x ** y), [a, b])
+    gradcheck(lambda x: weighted_sum(x ** 3), [a])
+
+
+UNARY = {
+    "neg": (lambda t: -t, np.negative, (-2, 2)),
+    "abs": (lambda t: t.abs(), np.abs, (-2, 2)),
+    "exp": (lambda t: t.exp(), np.exp, (-2, 2)),
+    "log": (lambda t: t.log(), np.log, (0.5, 3)),
+    "tanh": (lambda t: t.tanh(), np.tanh, (-2, 2)),
+    "sqrt": (lambda t: t.sqrt(), np.sqrt, (0.5, 3)),
+    "rsqrt": (lambda t: t.rsqrt(), lambda x: 1 / np.sqrt(x), (0.5, 3)),
+}
+
+
+@pytest.mark.parametrize("name", list(UNARY))
+def test_unary(name):
+    op, ref, (lo, hi) = UNARY[name]
+    a = rng.uniform(lo, hi, (4, 5))
+    if name == "abs":
+        a[np.abs(a) < 0.1] = 0.5  # keep central differences away from the kink
+    assert nmax_err(op(cgad.tensor(a.astype(np.float32))).numpy(), ref(a.astype(np.float32))) < 1e-6
+    gradcheck(lambda x: weighted_sum(op(x)), [a])
+
+
+def test_fp32_matches_float64_path():
+    a = rng.standard_normal((64, 33))
+    b = rng.standard_normal((33,))
+    f = lambda x, y: ((x * y).exp() / (x.abs() + 1.0)).tanh()  # noqa: E731
+    out32 = f(cgad.tensor(a, dtype=cgad.float32), cgad.tensor(b, dtype=cgad.float32)).numpy()
+    out64 = f(cgad.tensor(a), cgad.tensor(b)).numpy()
+    assert nmax_err(out32, out64) < 1e-6
+
+
+@pytest.mark.parametrize("lhs,rhs,expected", [
+    (cgad.float32, 2.5, cgad.float32),
+    (cgad.int64, 2, cgad.int64),
+    (cgad.int64, 2.5, cgad.float32),
+    (cgad.bool, 1, cgad.int64),
+    (cgad.int32, 7, cgad.int32),
+])
+def test_scalar_promotion(lhs, rhs, expected):
+    t = cgad.ones(3, dtype=lhs)
+    assert (t * rhs).dtype == expected
+    assert (rhs + t).dtype == expected
+
+
+def test_tensor_promotion_and_true_division():
+    f32, f64, i64 = cgad.ones(2), cgad.ones(2, dtype=cgad.float64), cgad.ones(2, dtype=cgad.int64)
+    assert (f32 * f64).dtype == cgad.float64
+    assert (i64 / i64).dtype == cgad.float32
+    assert (i64 + f32).dtype == cgad.float32
+    np.testing.assert_array_equal((cgad.tensor([7, -7]) / 2).numpy(), np.array([3.5, -3.5], np.float32))
+
+
+def test_compare_and_masked_fill():
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    t = cgad.tensor(a)
+    for op in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
+        got = getattr(t, op)(0.0)
+        assert got.dtype == cgad.bool
+        np.testing.assert_array_equal(got.numpy(), getattr(a, op)(0.0))
+    mask = cgad.tensor(np.array([True, False, True, False]))
+    np.testing.assert_array_equal(t.masked_fill(mask, -1.0).numpy(), np.where(mask.numpy(), -1.0, a))
+    x = rng.standard_normal((3, 4))
+    gradcheck(lambda y: weighted_sum(y.masked_fill(mask, 0.0)), [x])
+
+
+def test_where_grad():
+    c = cgad.tensor(rng.standard_normal((3, 4)) > 0)
+    gradcheck(lambda a, b: weighted_sum(cgad.where(c, a, b)), [rng.standard_normal((3, 4)), rng.standard_normal((4,))])

@@ -1,0 +1,207 @@
+"""The fused nn ops: forward against numpy, float64 gradchecks, fp32 against float64, VJPs against torch."""
+import math
+
+import numpy as np
+import pytest
+
+import cgad
+import cgad.nn.functional as F
+from conftest import gradcheck, nmax_err, weighted_sum
+
+rng = np.random.default_rng(2)
+
+
+def np_softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def np_gelu(x, approximate):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    from math import erf
+    return 0.5 * x * (1 + np.vectorize(erf)(x / math.sqrt(2)))
+
+
+def np_attention(q, k, v, causal, scale):
+    s = q @ np.swapaxes(k, -1, -2) * scale
+    if causal:
+        L, S = s.shape[-2:]
+        s = np.where(np.tril(np.ones((L, S), bool)), s, -np.inf)
+    return np_softmax(s, -1) @ v
+
+
+@pytest.mark.parametrize("dim", [-1, 0, 1])
+def test_softmax_log_softmax(dim):
+    a = rng.standard_normal((3, 4, 5)) * 3
+    assert nmax_err(F.softmax(cgad.tensor(a), dim).numpy(), np_softmax(a, dim)) < 1e-12
+    assert nmax_err(F.log_softmax(cgad.tensor(a), dim).numpy(), np.log(np_softmax(a, dim))) < 1e-12
+    gradcheck(lambda x: weighted_sum(F.softmax(x, dim)), [a])
+    gradcheck(lambda x: weighted_sum(F.log_softmax(x, dim)), [a])
+
+
+def test_softmax_large_logits_stay_finite():
+    out = cgad.tensor([[1000.0, 1000.0, -1000.0]]).softmax(-1).numpy()
+    np.testing.assert_allclose(out, [[0.5, 0.5, 0.0]])
+    assert np.isfinite(cgad.tensor([[1e4, 0.0]]).log_softmax(-1).numpy()).all()
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(approximate):
+    a = rng.standard_normal((4, 7)) * 2
+    assert nmax_err(F.gelu(cgad.tensor(a), approximate).numpy(), np_gelu(a, approximate)) < 1e-12
+    gradcheck(lambda x: weighted_sum(F.gelu(x, approximate)), [a])
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm(affine):
+    x, w, b = rng.standard_normal((2, 3, 8)) * 2 + 1, rng.standard_normal(8), rng.standard_normal(8)
+    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    ref = (x - mu) / np.sqrt(var + 1e-5)
+    if affine:
+        ref = ref * w + b
+        out = F.layer_norm(cgad.tensor(x), (8,), cgad.tensor(w), cgad.tensor(b))
+        gradcheck(lambda x_, w_, b_: weighted_sum(F.layer_norm(x_, (8,), w_, b_)), [x, w, b])
+    else:
+        out = F.layer_norm(cgad.tensor(x), (8,))
+        gradcheck(lambda x_: weighted_sum(F.layer_norm(x_, (8,))), [x])
+    assert nmax_err(out.numpy(), ref) < 1e-12
+
+
+def test_embedding():
+    w = rng.standard_normal((10, 4))
+    idx = np.array([[1, 3, 3], [9, 0, 1]])
+    assert nmax_err(F.embedding(cgad.tensor(idx), cgad.tensor(w)).numpy(), w[idx]) == 0
+    gradcheck(lambda w_: weighted_sum(F.embedding(cgad.tensor(idx), w_)), [w])
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (2, 3, 5)])
+def test_cross_entropy(shape):
+    logits = rng.standard_normal(shape) * 3
+    targets = rng.integers(0, shape[-1], shape[:-1])
+    flat, ft = logits.reshape(-1, shape[-1]), targets.reshape(-1)
+    lse = np.log(np.exp(flat - flat.max(1, keepdims=True)).sum(1)) + flat.max(1)
+    ref = (lse - flat[np.arange(ft.size), ft]).mean()  # mean over all B*T tokens, not B
+    got = F.cross_entropy(cgad.tensor(logits), cgad.tensor(targets))
+    assert got.shape == ()
+    assert abs(got.item() - ref) < 1e-12
+    gradcheck(lambda x: F.cross_entropy(x, cgad.tensor(targets)), [logits])
+
+
+def test_cross_entropy_ignore_index_averages_over_kept_targets():
+    logits = rng.standard_normal((2, 4, 6))
+    targets = np.array([[1, -100, 2, 5], [-100, -100, 0, 3]])
+    keep = targets != -100
+    flat, ft = logits[keep], targets[keep]
+    ref = (np.log(np.exp(flat).sum(1)) - flat[np.arange(ft.size), ft]).mean()
+    assert abs(F.cross_entropy(cgad.tensor(logits), cgad.tensor(targets)).item() - ref) < 1e-12
+    gradcheck(lambda x: F.cross_entropy(x, cgad.tensor(targets)), [logits])
+
+
+def test_cross_entropy_extreme_logits_finite():
+    logits = cgad.tensor([[1e4, -1e4, 0.0]], requires_grad=True)
+    loss = F.cross_entropy(logits, cgad.tensor([1]))
+    loss.backward()
+    assert abs(loss.item() - 2e4) < 1 and np.isfinite(logits.grad.numpy()).all()
+
+
+@pytest.mark.parametrize("causal,L,S", [(False, 5, 5), (True, 5, 5), (True, 3, 6), (True, 6, 3), (False, 4, 7)])
+def test_attention(causal, L, S):
+    q, k, v = rng.standard_normal((2, 2, L, 4)), rng.standard_normal((2, 2, S, 4)), rng.standard_normal((2, 2, S, 3))
+    out = F.scaled_dot_product_attention(cgad.tensor(q), cgad.tensor(k), cgad.tensor(v), is_causal=causal)
+    assert nmax_err(out.numpy(), np_attention(q, k, v, causal, 0.5)) < 1e-12
+    gradcheck(lambda a, b, c: weighted_sum(F.scaled_dot_product_attention(a, b, c, is_causal=causal, scale=0.3)),
+              [q, k, v])
+
+
+def test_dropout():
+    x = cgad.ones(1000, 100)
+    y = F.dropout(x, 0.25).numpy()
+    assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.75)}
+    assert abs((y == 0).mean() - 0.25) < 0.01
+    assert F.dropout(x, 0.25, training=False) is not None
+    np.testing.assert_array_equal(F.dropout(x, 0.25, training=False).numpy(), x.numpy())
+    a = rng.standard_normal((5, 6))
+    cgad.manual_seed(3)
+    mask = (F.dropout(cgad.ones(5, 6, dtype=cgad.float64), 0.4).numpy() != 0)
+
+    def f(t):
+        cgad.manual_seed(3)
+        return weighted_sum(F.dropout(t, 0.4))
+    gradcheck(f, [a])
+    cgad.manual_seed(3)
+    t = cgad.tensor(a, requires_grad=True)
+    F.dropout(t, 0.4).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), mask / 0.6)
+
+
+FP32_CASES = {
+    "softmax": lambda x: F.softmax(x, -1),
+    "log_softmax": lambda x: F.log_softmax(x, -1),
+    "gelu": lambda x: F.gelu(x, "tanh"),
+    "layer_norm": lambda x: F.layer_norm(x, (x.shape[-1],)),
+    "attention": lambda x: F.scaled_dot_product_attention(x, x * 0.5, x, is_causal=True),
+    "cross_entropy": lambda x: F.cross_entropy(x.reshape(-1, x.shape[-1]), cgad.tensor(np.arange(x.numel() // x.shape[-1]) % x.shape[-1])),
+}
+
+
+@pytest.mark.parametrize("name", list(FP32_CASES))
+def test_fp32_kernel_matches_float64_path(name):
+    a = rng.standard_normal((2, 3, 16, 32))
+    outs, grads = [], []
+    for dt in (cgad.float32, cgad.float64):
+        t = cgad.tensor(a, dtype=dt, requires_grad=True)
+        y = FP32_CASES[name](t)
+        weighted_sum(y).backward()
+        outs.append(y.numpy())
+        grads.append(t.grad.numpy())
+    assert nmax_err(outs[0], outs[1]) < 1e-5
+    assert nmax_err(grads[0], grads[1]) < 1e-4
+
+
+def test_vjps_match_torch(torch):
+    tf = torch.nn.functional
+    x = rng.standard_normal((2, 4, 6, 8)).astype(np.float32)
+    w, b = rng.standard_normal(8).astype(np.float32), rng.standard_normal(8).astype(np.float32)
+    g = rng.standard_normal((2, 4, 6, 8)).astype(np.float32)
+    cases = {
+        "gelu_tanh": (lambda t, W, B: F.gelu(t, "tanh"), lambda t, W, B: tf.gelu(t, approximate="tanh")),
+        "gelu": (lambda t, W, B: F.gelu(t), lambda t, W, B: tf.gelu(t)),
+        "layer_norm": (lambda t, W, B: F.layer_norm(t, (8,), W, B), lambda t, W, B: tf.layer_norm(t, (8,), W, B)),
+        "softmax": (lambda t, W, B: F.softmax(t, 2), lambda t, W, B: tf.softmax(t, 2)),
+        "log_softmax": (lambda t, W, B: F.log_softmax(t, -1), lambda t, W, B: tf.log_softmax(t, -1)),
+        "sdpa": (lambda t, W, B: F.scaled_dot_product_attention(t, t * W, t + B, is_causal=True),
+                 lambda t, W, B: tf.scaled_dot_product_attention(t, t * W, t + B, is_causal=True)),
+        "linear": (lambda t, W, B: F.linear(t, W.reshape(1, 8).expand(8, 8) * 1.0, B),
+                   lambda t, W, B: tf.linear(t, W.reshape(1, 8).expand(8, 8), B)),
+    }
+    for name, (ours, ref) in cases.items():
+        ct = [cgad.tensor(a, requires_grad=True) for a in (x, w, b)]
+        tt = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+        yo, yt = ours(*ct), ref(*tt)
+        yo.backward(cgad.tensor(g))
+        yt.backward(torch.tensor(g))
+        assert nmax_err(yo.numpy(), yt.detach().numpy()) < 1e-5, name
+        for c, t in zip(ct, tt):
+            if t.grad is not None:
+                assert nmax_err(c.grad.numpy(), t.grad.numpy()) < 1e-5, name
+
+
+def test_cross_entropy_and_embedding_match_torch(torch):
+    logits = rng.standard_normal((3, 5, 11)).astype(np.float32)
+    targets = rng.integers(0, 11, (3, 5))
+    targets[0, 1] = -100
+    c = cgad.tensor(logits, requires_grad=True)
+    t = torch.tensor(logits, requires_grad=True)
+    lc = F.cross_entropy(c, cgad.tensor(targets))
+    lt = torch.nn.functional.cross_entropy(t.reshape(-1, 11), torch.tensor(targets).reshape(-1), ignore_index=-100)
+    lc.backward()
+    lt.backward()
+    assert abs(lc.item() - lt.item()) < 1e-6
+    assert nmax_err(c.grad.numpy(), t.grad.numpy()) < 1e-6
+    w = rng.standard_normal((11, 4)).astype(np.float32)
+    cw, tw = cgad.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+    g = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    F.embedding(cgad.tensor(np.maximum(targets, 0)), cw).backward(cgad.tensor(g))
+    torch.nn.functional.embedding(torch.tensor(np.maximum(targets, 0)), tw).backward(torch.tensor(g))
+    assert nmax_err(cw.grad.numpy(), tw.grad.numpy()) < 1e-6
