@@ -1,0 +1,187 @@
+"""Times a full GPT-2 training step (forward, backward, clip_grad_norm_, AdamW; fp32) in cgad and,
+when torch is installed, in torch with the same weights, side by side in one run.
+
+Each implementation runs in its own subprocess so that peak RSS is its own (importing torch alone
+adds hundreds of MiB). Usage: python bench/train_step.py [--configs tiny,char] [--compile]
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+CONFIGS = {  # name: (n_layer, n_head, n_embd, vocab, B, T)
+    "tiny": (2, 4, 128, 256, 16, 128),
+    "char": (6, 6, 384, 65, 12, 256),
+    "d6": (6, 6, 384, 50257, 8, 256),
+    "gpt2": (12, 12, 768, 50257, 4, 64),
+}
+
+
+def flops_per_step(cfg):
+    """Model FLOPs of one step (PaLM/nanoGPT estimate): 6 per weight per token plus attention."""
+    L, H, C, V, B, T = cfg
+    n_weights = V * C + L * (12 * C * C)  # lm_head (tied wte) and the blocks' matmuls
+    return (6 * n_weights + 12 * L * C * T) * B * T
+
+
+def _batch(cfg, seed=0):
+    rng = np.random.default_rng(seed)
+    _, _, _, V, B, T = cfg
+    data = rng.integers(0, V, (B, T + 1))
+    return np.ascontiguousarray(data[:, :-1]), np.ascontiguousarray(data[:, 1:])
+
+
+def worker_cgad(cfg, weights, steps, warmup, threads):
+    import cgad
+    from cgad.models.gpt import GPT, GPTConfig
+    cgad.set_num_threads(threads)
+    L, H, C, V, B, T = cfg
+    model = GPT(GPTConfig(block_size=T, vocab_size=V, n_layer=L, n_head=H, n_embd=C))
+    model.load_state_dict(dict(np.load(weights)))
+    opt = model.configure_optimizers(weight_decay=0.1, learning_rate=1e-4)
+    x, y = (cgad.tensor(a) for a in _batch(cfg))
+    times, losses = [], []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        cgad.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return times, losses
+
+
+def worker_torch(cfg, weights, steps, warmup, threads, compile_):
+    import torch
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_gpt import GPT
+    torch.set_num_threads(threads)
+    L, H, C, V, B, T = cfg
+    model = GPT(L, H, C, V, T)
+    sd = {k: torch.from_numpy(v) for k, v in np.load(weights).items()}
+    model.load_state_dict(sd, strict=False)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
+    step_model = torch.compile(model) if compile_ else model
+    x, y = (torch.from_numpy(a) for a in _batch(cfg))
+    times, losses = [], []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        _, loss = step_model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return times, losses
+
+
+def sgemm_peak(threads, n=2048, reps=5):
+    """Best GFLOP/s of an n^3 float32 GEMM through cgad's OpenBLAS."""
+    import cgad
+    cgad.set_num_threads(threads)
+    a, b = cgad.randn(n, n), cgad.randn(n, n)
+    best = 0.0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        (a @ b).numel()
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def run_worker(args):
+    cfg = CONFIGS[args.config]
+    if args.worker == "cgad":
+        times, losses = worker_cgad(cfg, args.weights, args.steps, args.warmup, args.threads)
+    else:
+        times, losses = worker_torch(cfg, args.weights, args.steps, args.warmup, args.threads, args.worker == "compile")
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"times": times, "losses": losses, "rss_mib": rss_mib}))
+
+
+def save_weights(cfg, path):
+    import cgad
+    from cgad.models.gpt import GPT, GPTConfig
+    cgad.manual_seed(0)
+    L, H, C, V, B, T = cfg
+    model = GPT(GPTConfig(block_size=T, vocab_size=V, n_layer=L, n_head=H, n_embd=C))
+    np.savez(path, **{k: v.numpy() for k, v in model.state_dict().items()})
+
+
+def spawn(impl, config, weights, args):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, "--config", config, "--weights", weights,
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{impl} worker for {config} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per implementation")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every implementation")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating cgad/torch rounds (best median kept)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--config", help=argparse.SUPPRESS)
+    ap.add_argument("--weights", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return run_worker(args)
+
+    try:
+        import torch  # noqa: F401
+        impls = ["cgad", "torch"] + (["compile"] if args.compile else [])
+    except ImportError:
+        impls = ["cgad"]
+        print("torch is not installed: timing cgad alone")
+    peak = sgemm_peak(args.threads)
+    print(f"sgemm peak (cgad/OpenBLAS, 2048^3, {args.threads} threads): {peak:.1f} GFLOP/s\n")
+    header = f"{'config':<6} {'impl':<8} {'ms/step':>9} {'tok/s':>10} {'GFLOP/s':>8} {'%peak':>6} {'RSS MiB':>8} {'loss0':>8}"
+    print(header)
+    print("-" * len(header))
+    for name in args.configs.split(","):
+        cfg = CONFIGS[name]
+        B, T = cfg[4], cfg[5]
+        with tempfile.TemporaryDirectory() as tmp:
+            weights = os.path.join(tmp, "weights.npz")
+            save_weights(cfg, weights)
+            results = {impl: [] for impl in impls}
+            for _ in range(args.rounds):
+                for impl in impls:
+                    results[impl].append(spawn(impl, name, weights, args))
+        summary = {}
+        for impl in impls:
+            runs = results[impl]
+            ms = min(statistics.median(r["times"]) for r in runs) * 1e3
+            rss = max(r["rss_mib"] for r in runs)
+            gflops = flops_per_step(cfg) / (ms / 1e3) / 1e9
+            summary[impl] = (ms, rss)
+            print(f"{name:<6} {impl:<8} {ms:9.1f} {B * T / (ms / 1e3):10.0f} {gflops:8.1f} {100 * gflops / peak:5.1f}% "
+                  f"{rss:8.0f} {runs[0]['losses'][0]:8.4f}")
+        for ref in impls[1:]:
+            speed = summary[ref][0] / summary["cgad"][0]
+            mem = summary["cgad"][1] / summary[ref][1]
+            print(f"{name:<6} cgad/{ref}: {speed:.2f}x tok/s, {mem:.2f}x peak RSS")
+        print()
+
+
+if __name__ == "__main__":
+    main()
