@@ -6,6 +6,7 @@
 // Shapes: q (H.., L, E), k (H.., S, E), v (H.., S, Ev), out (H.., L, Ev); H = product of the
 // leading (batch, head) dims.
 #include <cmath>
+#include "backends/cpu/vmath.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -17,50 +18,67 @@ struct Dims {
   int64_t keys(int64_t i, bool causal) const { return causal ? std::min(i + 1, S) : S; }
 };
 
+// kt (E, S) = k (S, E) transposed, so a query's scores are an axpy over contiguous keys.
 template <typename T>
-T dot(const T* a, const T* b, int64_t n) {
-  T s = 0;
-  for (int64_t e = 0; e < n; ++e) s += a[e] * b[e];
-  return s;
+void transpose_to(const T* k, T* kt, int64_t S, int64_t E) {
+  for (int64_t j = 0; j < S; ++j)
+    for (int64_t e = 0; e < E; ++e) kt[e * S + j] = k[j * E + e];
+}
+
+// s[j] = scale * q . k_j for j < n, from kt (E, S).
+template <typename T>
+void scores(const T* qi, const T* kt, T* s, int64_t n, int64_t S, int64_t E, T scale) {
+  for (int64_t j = 0; j < n; ++j) s[j] = T(0);
+  for (int64_t e = 0; e < E; ++e) {
+    const T qe = qi[e] * scale;
+    const T* ke = kt + e * S;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) s[j] += qe * ke[j];
+  }
 }
 
 template <typename T>
 void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, const Dims& d, bool causal, T scale) {
-  parallel_rows(d.H * d.L, d.H * d.L * d.S * (d.E + d.Ev), [&](int64_t row) {
-    thread_local std::vector<T> s;
-    const int64_t h = row / d.L, i = row % d.L, n = d.keys(i, causal);
-    const T* qi = q + row * d.E;
-    const T* kh = k + h * d.S * d.E;
+  parallel_rows(d.H, d.H * d.L * d.S * (d.E + d.Ev), [&](int64_t h) {
+    std::vector<T> kt(size_t(d.E * d.S)), s(size_t(d.S));
+    transpose_to(k + h * d.S * d.E, kt.data(), d.S, d.E);
     const T* vh = v + h * d.S * d.Ev;
-    T* oi = out + row * d.Ev;
-    s.resize(size_t(n));
-    T mx = -INFINITY;
-    for (int64_t j = 0; j < n; ++j) {
-      s[size_t(j)] = scale * dot(qi, kh + j * d.E, d.E);
-      mx = s[size_t(j)] > mx ? s[size_t(j)] : mx;
+    for (int64_t i = 0; i < d.L; ++i) {
+      const int64_t row = h * d.L + i, n = d.keys(i, causal);
+      T* oi = out + row * d.Ev;
+      scores(q + row * d.E, kt.data(), s.data(), n, d.S, d.E, scale);
+      T mx = -INFINITY;
+      for (int64_t j = 0; j < n; ++j) mx = s[size_t(j)] > mx ? s[size_t(j)] : mx;
+      double l = 0;
+#pragma omp simd reduction(+ : l)
+      for (int64_t j = 0; j < n; ++j) {
+        s[size_t(j)] = vm::exp(s[size_t(j)] - mx);
+        l += double(s[size_t(j)]);
+      }
+      for (int64_t e = 0; e < d.Ev; ++e) oi[e] = T(0);
+      for (int64_t j = 0; j < n; ++j) {
+        const T p = s[size_t(j)];
+        const T* vj = vh + j * d.Ev;
+#pragma omp simd
+        for (int64_t e = 0; e < d.Ev; ++e) oi[e] += p * vj[e];
+      }
+      const T inv = T(1.0 / l);
+      for (int64_t e = 0; e < d.Ev; ++e) oi[e] *= inv;
+      lse[row] = mx + T(std::log(l));
     }
-    for (int64_t e = 0; e < d.Ev; ++e) oi[e] = T(0);
-    double l = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      const T p = std::exp(s[size_t(j)] - mx);
-      l += double(p);
-      const T* vj = vh + j * d.Ev;
-      for (int64_t e = 0; e < d.Ev; ++e) oi[e] += p * vj[e];
-    }
-    const T inv = T(1.0 / l);
-    for (int64_t e = 0; e < d.Ev; ++e) oi[e] *= inv;
-    lse[row] = mx + T(std::log(l));
   });
 }
 
-// dv_j += p_ij do_i; dp_ij = do_i . v_j; ds_ij = p_ij (dp_ij - do_i . o_i);
+// p_ij = exp(s_ij - lse_i); dv_j += p_ij do_i; dp_ij = do_i . v_j; ds_ij = p_ij (dp_ij - do_i . o_i);
 // dq_i += scale ds_ij k_j; dk_j += scale ds_ij q_i. One thread per (batch, head).
 template <typename T>
 void attention_backward(const T* q, const T* k, const T* v, const T* out, const T* lse, const T* g, T* dq, T* dk,
                         T* dv, const Dims& d, bool causal, T scale) {
   parallel_rows(d.H, d.H * d.L * d.S * (d.E + d.Ev), [&](int64_t h) {
+    std::vector<T> kt(size_t(d.E * d.S)), vt(size_t(d.Ev * d.S)), p(size_t(d.S)), dp(size_t(d.S));
     const T* kh = k + h * d.S * d.E;
-    const T* vh = v + h * d.S * d.Ev;
+    transpose_to(kh, kt.data(), d.S, d.E);
+    transpose_to(v + h * d.S * d.Ev, vt.data(), d.S, d.Ev);
     T* dkh = dk + h * d.S * d.E;
     T* dvh = dv + h * d.S * d.Ev;
     for (int64_t x = 0; x < d.S * d.E; ++x) dkh[x] = T(0);
@@ -70,20 +88,30 @@ void attention_backward(const T* q, const T* k, const T* v, const T* out, const 
       const T* qi = q + row * d.E;
       const T* gi = g + row * d.Ev;
       T* dqi = dq + row * d.E;
-      for (int64_t e = 0; e < d.E; ++e) dqi[e] = T(0);
-      const T Di = dot(gi, out + row * d.Ev, d.Ev);
+      scores(qi, kt.data(), p.data(), n, d.S, d.E, scale);
+      scores(gi, vt.data(), dp.data(), n, d.S, d.Ev, T(1));
+      T Di = 0;
+      const T* oi = out + row * d.Ev;
+      for (int64_t e = 0; e < d.Ev; ++e) Di += gi[e] * oi[e];
+      const T li = lse[row];
+#pragma omp simd
       for (int64_t j = 0; j < n; ++j) {
+        p[size_t(j)] = vm::exp(p[size_t(j)] - li);
+        dp[size_t(j)] = p[size_t(j)] * (dp[size_t(j)] - Di) * scale;  // now ds_ij * scale
+      }
+      for (int64_t e = 0; e < d.E; ++e) dqi[e] = T(0);
+      for (int64_t j = 0; j < n; ++j) {
+        const T pj = p[size_t(j)], ds = dp[size_t(j)];
         const T* kj = kh + j * d.E;
-        const T* vj = vh + j * d.Ev;
-        const T p = std::exp(scale * dot(qi, kj, d.E) - lse[row]);
-        const T ds = p * (dot(gi, vj, d.Ev) - Di) * scale;
-        T* dvj = dvh + j * d.Ev;
-        for (int64_t e = 0; e < d.Ev; ++e) dvj[e] += p * gi[e];
         T* dkj = dkh + j * d.E;
+        T* dvj = dvh + j * d.Ev;
+#pragma omp simd
         for (int64_t e = 0; e < d.E; ++e) {
           dqi[e] += ds * kj[e];
           dkj[e] += ds * qi[e];
         }
+#pragma omp simd
+        for (int64_t e = 0; e < d.Ev; ++e) dvj[e] += pj * gi[e];
       }
     }
   });

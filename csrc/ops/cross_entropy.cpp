@@ -3,6 +3,7 @@
 // backward forms softmax - onehot directly from the saved row lse, so probabilities are never
 // stored. Rows are N = B*T.
 #include <cmath>
+#include "backends/cpu/vmath.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -41,7 +42,8 @@ struct CrossEntropyBackward : Node {
         }
         const T* xr = x + r * V;
         const T l = T(lse[size_t(r)]), s = T(scale);
-        for (int64_t j = 0; j < V; ++j) dr[j] = std::exp(xr[j] - l) * s;
+#pragma omp simd
+        for (int64_t j = 0; j < V; ++j) dr[j] = vm::exp(xr[j] - l) * s;
         dr[t] -= s;
       });
     });
@@ -84,9 +86,11 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t 
       if (t == ignore_index) return;
       const T* xr = px + r * V;
       T mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
       for (int64_t j = 0; j < V; ++j) mx = xr[j] > mx ? xr[j] : mx;
       double s = 0;
-      for (int64_t j = 0; j < V; ++j) s += double(std::exp(xr[j] - mx));
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < V; ++j) s += double(vm::exp(xr[j] - mx));
       lse[size_t(r)] = double(mx) + std::log(s);
       nll[size_t(r)] = lse[size_t(r)] - double(xr[t]);
     });

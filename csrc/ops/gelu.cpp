@@ -1,5 +1,6 @@
 // GELU, exact (erf) and tanh-approximated (GPT-2), with its VJP. Each element is independent.
 #include <cmath>
+#include "backends/cpu/vmath.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -16,14 +17,15 @@ void gelu_forward(const T* x, T* y, int64_t n, bool tanh_approx) {
   const int64_t chunk = 4096, rows = (n + chunk - 1) / chunk;
   parallel_rows(rows, n, [&](int64_t r) {
     const int64_t e = std::min(n, (r + 1) * chunk);
-    for (int64_t i = r * chunk; i < e; ++i) {
-      const T v = x[i];
-      if (tanh_approx) {
+    if (tanh_approx) {
+#pragma omp simd
+      for (int64_t i = r * chunk; i < e; ++i) {
+        const T v = x[i];
         const T u = T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v);
-        y[i] = T(0.5) * v * (T(1) + std::tanh(u));
-      } else {
-        y[i] = T(0.5) * v * (T(1) + std::erf(v * T(kInvSqrt2)));
+        y[i] = T(0.5) * v * (T(1) + vm::tanh(u));
       }
+    } else {
+      for (int64_t i = r * chunk; i < e; ++i) y[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * T(kInvSqrt2)));
     }
   });
 }
@@ -33,18 +35,20 @@ void gelu_backward(const T* x, const T* g, T* dx, int64_t n, bool tanh_approx) {
   const int64_t chunk = 4096, rows = (n + chunk - 1) / chunk;
   parallel_rows(rows, n, [&](int64_t r) {
     const int64_t e = std::min(n, (r + 1) * chunk);
-    for (int64_t i = r * chunk; i < e; ++i) {
-      const T v = x[i];
-      T d;
-      if (tanh_approx) {
+    if (tanh_approx) {
+#pragma omp simd
+      for (int64_t i = r * chunk; i < e; ++i) {
+        const T v = x[i];
         const T u = T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v);
-        const T th = std::tanh(u);
+        const T th = vm::tanh(u);
         const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kCubic) * v * v);
-        d = T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du;
-      } else {
-        d = T(0.5) * (T(1) + std::erf(v * T(kInvSqrt2))) + v * T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v);
+        dx[i] = g[i] * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du);
       }
-      dx[i] = g[i] * d;
+    } else {
+      for (int64_t i = r * chunk; i < e; ++i) {
+        const T v = x[i];
+        dx[i] = g[i] * (T(0.5) * (T(1) + std::erf(v * T(kInvSqrt2))) + v * T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v));
+      }
     }
   });
 }

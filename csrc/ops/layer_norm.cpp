@@ -15,10 +15,15 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rs
     const T* xr = x + r * C;
     T* yr = y + r * C;
     double m = 0;
+#pragma omp simd reduction(+ : m)
     for (int64_t j = 0; j < C; ++j) m += double(xr[j]);
     m /= double(C);
     double v = 0;
-    for (int64_t j = 0; j < C; ++j) { const double d = double(xr[j]) - m; v += d * d; }
+#pragma omp simd reduction(+ : v)
+    for (int64_t j = 0; j < C; ++j) {
+      const double d = double(xr[j]) - m;
+      v += d * d;
+    }
     v /= double(C);  // biased variance, as torch
     const T mt = T(m), rs = T(1.0 / std::sqrt(v + eps));
     for (int64_t j = 0; j < C; ++j) {
@@ -51,6 +56,7 @@ void layer_norm_backward(const T* g, const T* x, const T* w, const T* mean, cons
       const T* xr = x + r * C;
       const T mt = mean[r], rs = rstd[r];
       double s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
       for (int64_t j = 0; j < C; ++j) {
         const T xhat = (xr[j] - mt) * rs;
         const T dn = w ? gr[j] * w[j] : gr[j];

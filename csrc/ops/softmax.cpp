@@ -3,6 +3,7 @@
 // Both subtract the row max first and sum in double, so large logits neither overflow nor
 // lose the small terms.
 #include <cmath>
+#include "backends/cpu/vmath.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -20,11 +21,16 @@ void softmax_forward(const T* x, T* y, int64_t N, int64_t C, bool log) {
     if (mx == -INFINITY) mx = 0;  // an all -inf row gives NaN as torch (0/0), not a max of -inf
     double s = 0;
     if (log) {
-      for (int64_t j = 0; j < C; ++j) s += std::exp(double(xr[j] - mx));
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < C; ++j) s += double(vm::exp(xr[j] - mx));
       const T lse = T(std::log(s));
       for (int64_t j = 0; j < C; ++j) yr[j] = xr[j] - mx - lse;
     } else {
-      for (int64_t j = 0; j < C; ++j) { yr[j] = std::exp(xr[j] - mx); s += double(yr[j]); }
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < C; ++j) {
+        yr[j] = vm::exp(xr[j] - mx);
+        s += double(yr[j]);
+      }
       const T inv = T(1.0 / s);
       for (int64_t j = 0; j < C; ++j) yr[j] *= inv;
     }
@@ -40,9 +46,12 @@ void softmax_backward(const T* g, const T* y, T* dx, int64_t N, int64_t C, bool 
     T* dr = dx + r * C;
     double s = 0;
     if (log) {
+#pragma omp simd reduction(+ : s)
       for (int64_t j = 0; j < C; ++j) s += double(gr[j]);
-      for (int64_t j = 0; j < C; ++j) dr[j] = gr[j] - std::exp(yr[j]) * T(s);
+#pragma omp simd
+      for (int64_t j = 0; j < C; ++j) dr[j] = gr[j] - vm::exp(yr[j]) * T(s);
     } else {
+#pragma omp simd reduction(+ : s)
       for (int64_t j = 0; j < C; ++j) s += double(gr[j]) * double(yr[j]);
       for (int64_t j = 0; j < C; ++j) dr[j] = yr[j] * (gr[j] - T(s));
     }
