@@ -1,0 +1,260 @@
+"""GPT-2 on cgad, in the shape of nanoGPT's model.py.
+
+Parameter names match nanoGPT and Hugging Face (`transformer.h.0.attn.c_attn.weight`, ...), so
+weights move between them by name. Dimension letters: B batch, T time, C channels (n_embd),
+V vocabulary, NH heads, HS head size (C // NH).
+"""
+import json
+import math
+import os
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+import cgad
+import cgad.nn as nn
+import cgad.optim
+import cgad.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    """Model hyperparameters; the defaults are GPT-2 small (124M)."""
+
+    block_size: int = 1024
+    vocab_size: int = 50257
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+
+    PRESETS = {  # name -> (n_layer, n_head, n_embd, block_size)
+        "tiny": (2, 4, 128, 128),
+        "mini": (6, 6, 384, 256),
+        "gpt2": (12, 12, 768, 1024),
+        "gpt2-medium": (24, 16, 1024, 1024),
+        "gpt2-large": (36, 20, 1280, 1024),
+        "gpt2-xl": (48, 25, 1600, 1024),
+    }
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"GPTConfig.{f.name} must be a positive int, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd {self.n_embd} is not divisible by "
+                             f"n_head {self.n_head}")
+
+    @classmethod
+    def preset(cls, name, **overrides):
+        """A named size (tiny, mini, gpt2, gpt2-medium, gpt2-large, gpt2-xl), fields overridable."""
+        if name not in cls.PRESETS:
+            raise ValueError(f"unknown GPT preset {name!r}; choose from {', '.join(cls.PRESETS)}")
+        n_layer, n_head, n_embd, block_size = cls.PRESETS[name]
+        kwargs = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size)
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    def to_dict(self):
+        """The fields as a plain dict (for config.json and checkpoints)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.n_head = config.n_head
+        self.n_embd = config.n_embd
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # q, k, v for all heads at once
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.c_proj.RESIDUAL_PROJECTION = True
+
+    def forward(self, x):
+        B, T, C = x.shape
+        NH, HS = self.n_head, C // self.n_head
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
+        q = q.view(B, T, NH, HS).transpose(1, 2)  # (B, NH, T, HS)
+        k = k.view(B, T, NH, HS).transpose(1, 2)
+        v = v.view(B, T, NH, HS).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, NH, T, HS)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
+        return self.c_proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.gelu = nn.GELU(approximate="tanh")
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.c_proj.RESIDUAL_PROJECTION = True
+
+    def forward(self, x):
+        return self.c_proj(self.gelu(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # weight tying, as GPT-2
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module):
+        std = 0.02
+        if isinstance(module, nn.Linear):
+            if getattr(module, "RESIDUAL_PROJECTION", False):
+                # keeps the residual stream's variance from growing with depth (GPT-2 paper)
+                std *= (2 * self.config.n_layer) ** -0.5
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+
+    def forward(self, idx, targets=None):
+        """Logits (B, T, V) for int64 ids idx (B, T), and the mean cross-entropy when targets
+        (B, T) are given (else None)."""
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"GPT: sequence length {T} exceeds block_size "
+                             f"{self.config.block_size}")
+        pos = cgad.arange(0, T, device=idx.device)  # (T,)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        logits = self.lm_head(x)  # (B, T, V)
+        loss = None if targets is None else F.cross_entropy(logits, targets)
+        return logits, loss
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas=(0.9, 0.95), eps=1e-8):
+        """AdamW that decays 2-D weights (matmuls, embeddings) but not biases or LayerNorm
+        weights."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        return cgad.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps)
+
+    @cgad.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+        """Append max_new_tokens sampled ids to idx (B, T); builds no graph, and the same
+        cgad.manual_seed gives the same ids."""
+        if temperature <= 0:
+            raise ValueError(f"generate: temperature must be positive, got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"generate: top_k must be at least 1, got {top_k}")
+        bs = self.config.block_size
+        for _ in range(max_new_tokens):
+            idx_cond = idx if idx.shape[1] <= bs else idx[:, -bs:]
+            logits, _ = self(idx_cond)
+            logits = logits[:, -1, :] / temperature  # (B, V)
+            if top_k is not None:
+                v, _ = logits.topk(min(top_k, logits.shape[-1]))
+                logits = logits.masked_fill(logits < v[:, -1:], float("-inf"))
+            probs = F.softmax(logits, dim=-1)
+            idx_next = cgad.multinomial(probs, 1)  # (B, 1)
+            idx = cgad.cat((idx, idx_next), dim=1)
+        return idx
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """GPT-2 weights from a Hugging Face folder (config.json + model.safetensors) or a
+        .safetensors file, in OpenAI's, transformers' or nanoGPT's layout; no torch needed."""
+        tensors, hf_config = _read_pretrained(path)
+        config = _config_from_weights(tensors, hf_config, path)
+        model = cls(config)
+        try:
+            model.load_state_dict(tensors)
+        except KeyError as e:
+            raise ValueError(f"{path}: weights do not match GPT-2's names: {e}") from None
+        return model
+
+
+# n_embd -> n_head for the GPT-2 family, used when no config.json says otherwise
+GPT2_HEADS = {768: 12, 1024: 16, 1280: 20, 1600: 25}
+_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+def _read_pretrained(path):
+    """Read (tensors renamed to this model's names, config.json dict or {}) from path."""
+    from safetensors import safe_open
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"pretrained weights not found: {path}")
+    folder, weights = (path, os.path.join(path, "model.safetensors")) if os.path.isdir(path) \
+        else (os.path.dirname(path), path)
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"pretrained weights not found: {weights}")
+    hf_config = {}
+    config_path = os.path.join(folder, "config.json")
+    if os.path.isfile(config_path):
+        with open(config_path, encoding="utf-8") as f:
+            hf_config = json.load(f)
+
+    raw = {}
+    with safe_open(weights, framework="numpy") as f:
+        for key in f.keys():
+            parts = key.split(".")
+            if parts[0] == "transformer":
+                parts = parts[1:]
+            # attn.bias / attn.masked_bias are causal-mask buffers (attn.c_attn.bias is a weight)
+            if len(parts) >= 2 and parts[-2] == "attn" and parts[-1] in ("bias", "masked_bias"):
+                continue
+            name = ".".join(parts)
+            raw[name if name == "lm_head.weight" else "transformer." + name] = \
+                f.get_tensor(key).astype(np.float32)
+
+    if "transformer.wte.weight" not in raw or "transformer.h.0.attn.c_attn.weight" not in raw:
+        raise ValueError(f"{weights}: not GPT-2 weights (no wte.weight or h.0.attn.c_attn.weight)")
+    C = raw["transformer.wte.weight"].shape[1]
+    # Conv1D files store (in, out); c_attn (C, 3C) vs Linear's (3C, C) tells which this file is
+    conv1d = raw["transformer.h.0.attn.c_attn.weight"].shape == (C, 3 * C)
+    if conv1d:
+        for name in raw:
+            if name.endswith(_CONV1D):
+                raw[name] = np.ascontiguousarray(raw[name].T)
+    lm_head = raw.pop("lm_head.weight", None)
+    if lm_head is not None and not np.array_equal(lm_head, raw["transformer.wte.weight"]):
+        raise ValueError(f"{weights}: lm_head.weight differs from wte.weight; GPT ties them")
+    raw["lm_head.weight"] = raw["transformer.wte.weight"]
+    return raw, hf_config
+
+
+def _config_from_weights(tensors, hf_config, path):
+    vocab_size, n_embd = tensors["transformer.wte.weight"].shape
+    block_size = tensors["transformer.wpe.weight"].shape[0]
+    n_layer = 1 + max(int(k.split(".")[2]) for k in tensors if k.startswith("transformer.h."))
+    n_head = hf_config.get("n_head") or GPT2_HEADS.get(n_embd)
+    if n_head is None:
+        raise ValueError(f"{path}: n_embd {n_embd} is not a GPT-2 size and there is no "
+                         f"config.json giving n_head")
+    for key, value in (("n_layer", n_layer), ("n_embd", n_embd), ("vocab_size", vocab_size)):
+        if key in hf_config and hf_config[key] != value:
+            raise ValueError(f"{path}: config.json says {key}={hf_config[key]} but the weights "
+                             f"have {value}")
+    return GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer,
+                     n_head=n_head, n_embd=n_embd)

@@ -1,0 +1,242 @@
+"""The reusable training loop: gradient accumulation, lr schedule, clipping, evaluation, sampling,
+checkpoints and metrics, in the order of build-nanogpt's train_gpt2.py.
+
+Step k's loop iteration evaluates first (when k % val_every == 0, and after the last step), then
+does one optimizer step. Checkpoint ckpt-<k> holds the state after k optimizer steps, so resuming
+from it continues at iteration k and reproduces an uninterrupted run's losses exactly: weights,
+optimizer moments, the random generator and the data position are all restored, and evaluation
+and sampling leave them untouched (the validation loader restarts for every evaluation and
+sampling runs under a saved-and-restored generator state).
+"""
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+import cgad
+import cgad.nn as nn
+from cgad import checkpoint
+
+EVENTS = ("on_step_end", "on_eval", "on_checkpoint")
+
+
+def format_step(info):
+    """The log line of one training step, in build-nanogpt's format."""
+    return (f"step {info['step']:5d} | loss: {info['loss']:.6f} | lr {info['lr']:.4e} | "
+            f"norm: {info['norm']:.4f} | dt: {info['dt_ms']:.2f}ms | "
+            f"tok/sec: {info['tok_per_sec']:.2f}")
+
+
+def format_val(val_loss):
+    """The log line of one evaluation."""
+    return f"validation loss: {val_loss:.4f}"
+
+
+def _rng_to_str(state):
+    return np.asarray(state, dtype=np.uint8).tobytes().hex()
+
+
+def _rng_from_str(text):
+    return np.frombuffer(bytes.fromhex(text), dtype=np.uint8).copy()
+
+
+class Trainer:
+    """Trains `model` with `optimizer` on batches from `train_loader` (a DataLoaderLite).
+
+    lr_schedule maps a step to its learning rate (None keeps the optimizer's). grad_clip clips
+    the global gradient norm (None or 0: no clipping, the norm is still reported). A checkpoint
+    is written every ckpt_every steps and after the last one when out_dir is set; metrics.jsonl
+    and loss.png go to out_dir too. sample_fn(trainer) -> str, called every sample_every steps,
+    prints samples during training. extra_state is stored in every checkpoint's state.json.
+    """
+
+    def __init__(self, model, optimizer, train_loader, val_loader=None, *, max_steps,
+                 grad_accum_steps=1, lr_schedule=None, grad_clip=1.0, val_every=50,
+                 val_steps=20, ckpt_every=None, out_dir=None, sample_every=None, sample_fn=None,
+                 extra_state=None, keep_checkpoints=2, log=None):
+        if max_steps < 0 or grad_accum_steps < 1:
+            raise ValueError(f"Trainer: need max_steps >= 0 and grad_accum_steps >= 1, got "
+                             f"{max_steps} and {grad_accum_steps}")
+        if ckpt_every and out_dir is None:
+            raise ValueError("Trainer: ckpt_every needs an out_dir to write checkpoints into")
+        self.model, self.optimizer = model, optimizer
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.max_steps, self.grad_accum_steps = max_steps, grad_accum_steps
+        self.lr_schedule, self.grad_clip = lr_schedule, grad_clip
+        self.val_every, self.val_steps, self.ckpt_every = val_every, val_steps, ckpt_every
+        self.out_dir = out_dir
+        self.sample_every, self.sample_fn = sample_every, sample_fn
+        self.extra_state = dict(extra_state or {})
+        self.keep_checkpoints = keep_checkpoints
+        self.log = log or (lambda line: print(line, flush=True))
+        self.step = 0
+        self.callbacks = {event: [] for event in EVENTS}
+        self.params = list(model.parameters())
+        self.device = self.params[0].device
+        self.last_metrics = {}
+        if out_dir is not None:
+            os.makedirs(out_dir, exist_ok=True)
+
+    def add_callback(self, event, fn):
+        """Call fn(trainer, info) on `event`: on_step_end, on_eval or on_checkpoint."""
+        if event not in self.callbacks:
+            raise ValueError(f"unknown trainer event {event!r}; expected one of {EVENTS}")
+        self.callbacks[event].append(fn)
+
+    def _emit(self, event, info):
+        for fn in self.callbacks[event]:
+            fn(self, info)
+
+    def _batch(self, loader):
+        x, y = loader.next_batch()
+        if str(self.device) != "cpu":
+            x, y = x.to(self.device), y.to(self.device)
+        return x, y
+
+    def _record(self, record):
+        if self.out_dir is not None:
+            with open(os.path.join(self.out_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def evaluate(self):
+        """Mean loss over val_steps batches from the start of the validation set."""
+        self.model.eval()
+        self.val_loader.reset()
+        total = 0.0
+        with cgad.no_grad():
+            for _ in range(self.val_steps):
+                x, y = self._batch(self.val_loader)
+                _, loss = self.model(x, y)
+                total += loss.item()
+        self.model.train()
+        return total / self.val_steps
+
+    def train_step(self):
+        """One optimizer step over grad_accum_steps micro-batches; returns its metrics."""
+        t0 = time.perf_counter()
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_accum = 0.0
+        for _ in range(self.grad_accum_steps):
+            x, y = self._batch(self.train_loader)
+            _, loss = self.model(x, y)
+            # the gradients of a sum of micro-batch means: divide so they add up to one mean
+            loss = loss / self.grad_accum_steps
+            loss_accum += loss.item()
+            loss.backward()
+        norm = float(nn.utils.clip_grad_norm_(self.params, self.grad_clip or math.inf))
+        if self.lr_schedule is not None:
+            self.optimizer.set_alpha(self.lr_schedule(self.step))
+        lr = self.optimizer.get_alpha()
+        self.optimizer.step()
+        if str(self.device).startswith("cuda"):
+            cgad.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        tokens = self.train_loader.B * self.train_loader.T * self.grad_accum_steps
+        return {"step": self.step, "loss": loss_accum, "lr": lr, "norm": norm,
+                "dt_ms": dt * 1000.0, "tok_per_sec": tokens / dt}
+
+    def _sample(self):
+        rng = cgad.get_rng_state()  # sampling must not shift the training run's random stream
+        try:
+            self.model.eval()
+            text = self.sample_fn(self)
+        finally:
+            self.model.train()
+            cgad.set_rng_state(rng)
+        self.log(text)
+
+    def save_checkpoint(self):
+        """Write out_dir/ckpt-<step> (the state after `step` optimizer steps); returns its path."""
+        state = dict(self.extra_state, rng=_rng_to_str(cgad.get_rng_state()),
+                     train_loader=self.train_loader.state_dict(),
+                     threads=cgad.get_num_threads())
+        path = checkpoint.save_checkpoint(self.out_dir, self.step, self.model, self.optimizer,
+                                          state, keep=self.keep_checkpoints)
+        self._emit("on_checkpoint", {"step": self.step, "path": path})
+        return path
+
+    def load_checkpoint(self, path=None):
+        """Continue from a checkpoint (default: out_dir's latest); returns its state.json."""
+        state = checkpoint.load_checkpoint(path or self.out_dir, self.model, self.optimizer)
+        cgad.set_rng_state(_rng_from_str(state["rng"]))
+        self.train_loader.load_state_dict(state["train_loader"])
+        self.step = int(state["step"])
+        if state.get("threads") not in (None, cgad.get_num_threads()):
+            self.log(f"warning: checkpoint was written with {state['threads']} threads, now "
+                     f"{cgad.get_num_threads()}; losses will differ in the last bits")
+        self._truncate_metrics()
+        return state
+
+    def _truncate_metrics(self):
+        """Drop records a killed run logged past the checkpoint; the resumed run redoes them."""
+        if self.out_dir is None:
+            return
+        path = os.path.join(self.out_dir, "metrics.jsonl")
+        if not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            kept = [line for line in f if line.strip() and json.loads(line)["step"] < self.step]
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+
+    def run(self):
+        """Train until max_steps (from step 0 or a loaded checkpoint); returns the last metrics."""
+        while True:
+            done = self.step >= self.max_steps
+            if self.val_loader is not None and self.val_steps > 0 and \
+                    (done or (self.val_every and self.step % self.val_every == 0)):
+                val_loss = self.evaluate()
+                self.log(format_val(val_loss))
+                self._record({"step": self.step, "val_loss": val_loss})
+                self.last_metrics["val_loss"] = val_loss
+                self._emit("on_eval", {"step": self.step, "val_loss": val_loss})
+            if self.sample_fn is not None and self.sample_every and self.step > 0 and \
+                    (done or self.step % self.sample_every == 0):
+                self._sample()
+            if done:
+                break
+            info = self.train_step()
+            self.log(format_step(info))
+            self._record(info)
+            self.last_metrics.update(info)
+            self._emit("on_step_end", info)
+            self.step += 1
+            if self.ckpt_every and (self.step % self.ckpt_every == 0 or
+                                    self.step == self.max_steps):
+                self.save_checkpoint()
+        if self.out_dir is not None:
+            plot_losses(self.out_dir)
+        return dict(self.last_metrics)
+
+
+def plot_losses(out_dir):
+    """Draw out_dir/loss.png from metrics.jsonl when matplotlib is installed; returns the path
+    or None."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    path = os.path.join(out_dir, "metrics.jsonl")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for points, label in ((train, "train"), (val, "validation")):
+        if points:
+            ax.plot(*zip(*points), label=label, marker="o" if label == "validation" else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    out = os.path.join(out_dir, "loss.png")
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,147 @@
+"""Trainer: log format, callbacks, the lr schedule, gradient accumulation, metrics.jsonl, and a
+resume whose every later loss equals the uninterrupted run's."""
+import json
+import math
+import os
+import re
+
+import numpy as np
+import pytest
+
+import cgad
+from cgad.data import DataLoaderLite, write_shard
+from cgad.lr import warmup_cosine
+from cgad.models.gpt import GPT, GPTConfig
+from cgad.trainer import Trainer
+
+STEP_RE = re.compile(r"^step +\d+ \| loss: \d+\.\d{6} \| lr \d\.\d{4}e[-+]\d\d \| "
+                     r"norm: \d+\.\d{4} \| dt: \d+\.\d{2}ms \| tok/sec: \d+\.\d{2}$")
+VAL_RE = re.compile(r"^validation loss: \d+\.\d{4}$")
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shards")
+    rng = np.random.default_rng(0)
+    # a learnable stream: mostly an arithmetic pattern, some noise
+    tokens = (np.arange(6000) * 7) % 31
+    noise = rng.random(6000) < 0.1
+    tokens[noise] = rng.integers(0, 31, noise.sum())
+    write_shard(folder / "train_0.bin", tokens[:3000])
+    write_shard(folder / "train_1.bin", tokens[3000:5000])
+    write_shard(folder / "val_0.bin", tokens[5000:])
+    return [str(folder / "train_0.bin"), str(folder / "train_1.bin")], str(folder / "val_0.bin")
+
+
+def make_trainer(shards, out_dir=None, max_steps=8, B=4, T=16, accum=1, seed=0, **kw):
+    cgad.manual_seed(seed)
+    model = GPT(GPTConfig(block_size=32, vocab_size=31, n_layer=1, n_head=2, n_embd=32))
+    opt = model.configure_optimizers(0.1, 3e-3)
+    train, val = shards
+    lines = []
+    trainer = Trainer(model, opt, DataLoaderLite(B, T, train), DataLoaderLite(B, T, val),
+                      max_steps=max_steps, grad_accum_steps=accum,
+                      lr_schedule=warmup_cosine(3e-3, 3e-4, 2, max_steps), val_every=4,
+                      val_steps=3, out_dir=out_dir, log=lines.append, **kw)
+    return trainer, lines
+
+
+def test_log_lines_callbacks_and_metrics(shards, tmp_path):
+    trainer, lines = make_trainer(shards, str(tmp_path), ckpt_every=4)
+    events = {"on_step_end": [], "on_eval": [], "on_checkpoint": []}
+    for name in events:
+        trainer.add_callback(name, lambda t, info, name=name: events[name].append(info))
+    metrics = trainer.run()
+    assert VAL_RE.match(lines[0]) and STEP_RE.match(lines[1]) and lines[1].startswith("step     0")
+    assert sum(bool(STEP_RE.match(x)) for x in lines) == 8
+    assert [e["step"] for e in events["on_eval"]] == [0, 4, 8]
+    assert [e["step"] for e in events["on_checkpoint"]] == [4, 8]
+    assert events["on_checkpoint"][-1]["path"] == os.path.join(str(tmp_path), "ckpt-8")
+    info = events["on_step_end"][0]
+    assert set(info) == {"step", "loss", "lr", "norm", "dt_ms", "tok_per_sec"}
+    assert info["lr"] == pytest.approx(3e-3 / 2)  # warmup step 1 of 2
+    assert info["tok_per_sec"] == pytest.approx(4 * 16 / (info["dt_ms"] / 1000))
+    losses = [e["loss"] for e in events["on_step_end"]]
+    assert losses[-1] < losses[0]
+    assert metrics["loss"] == losses[-1] and metrics["val_loss"] == events["on_eval"][-1]["val_loss"]
+    records = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
+    assert len(records) == 8 + 3
+    assert records[1]["loss"] == losses[0]
+    with pytest.raises(ValueError):
+        trainer.add_callback("on_epoch", print)
+
+
+def test_warmup_cosine_schedule():
+    lr = warmup_cosine(6e-4, 6e-5, 10, 100)
+    assert lr(0) == pytest.approx(6e-5)  # the log line example: step 0 at lr 6.0000e-05
+    assert lr(9) == pytest.approx(6e-4)
+    mid = 10 + 45
+    assert lr(mid) == pytest.approx(6e-5 + 0.5 * (6e-4 - 6e-5))
+    assert lr(100) == pytest.approx(6e-5) and lr(500) == pytest.approx(6e-5)
+    assert lr(30) == pytest.approx(6e-5 + 0.5 * (1 + math.cos(math.pi * 20 / 90)) * 5.4e-4)
+
+
+def test_gradient_accumulation_equals_the_bigger_batch(shards):
+    one, _ = make_trainer(shards, max_steps=1, B=4, accum=1)
+    two, _ = make_trainer(shards, max_steps=1, B=2, accum=2)
+    a, b = one.train_step(), two.train_step()
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    assert a["norm"] == pytest.approx(b["norm"], rel=1e-4)
+    # the (clipped) gradients agree; Adam's first step is ~lr*sign(g), which noise would flip
+    for (n, p), (_, q) in zip(one.model.named_parameters(), two.model.named_parameters()):
+        g1, g2 = p.grad.numpy(), q.grad.numpy()
+        assert np.max(np.abs(g1 - g2)) <= 1e-5 * max(np.max(np.abs(g1)), 1e-3), n
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_reproduces_every_later_loss(shards, tmp_path):
+    full, full_lines = make_trainer(shards, str(tmp_path / "a"), max_steps=10, ckpt_every=3)
+    full.run()
+    expected = [x for x in full_lines if x.startswith(("step", "validation"))]
+
+    first, _ = make_trainer(shards, str(tmp_path / "b"), max_steps=10, ckpt_every=3)
+
+    def kill(trainer, info):
+        if info["step"] == 7:  # after ckpt-6 and one more logged step
+            raise Killed
+
+    first.add_callback("on_step_end", kill)
+    with pytest.raises(Killed):
+        first.run()
+    second, lines = make_trainer(shards, str(tmp_path / "b"), max_steps=10, ckpt_every=3,
+                                 seed=99)
+    state = second.load_checkpoint()
+    assert state["step"] == 6
+    second.run()
+
+    def strip_dt(line):
+        return re.sub(r" \| dt: .*", "", line)
+    got = [strip_dt(x) for x in lines if x.startswith(("step", "validation"))]
+    tail = [strip_dt(x) for x in expected[expected.index(next(x for x in expected
+                                                               if x.startswith("step     6"))):]]
+    assert got == tail  # losses, lrs, norms and validation losses, to the printed digit
+    records = [json.loads(x) for x in open(tmp_path / "b" / "metrics.jsonl")]
+    reference = [json.loads(x) for x in open(tmp_path / "a" / "metrics.jsonl")]
+    assert [(r["step"], r.get("loss"), r.get("val_loss")) for r in records] == \
+        [(r["step"], r.get("loss"), r.get("val_loss")) for r in reference]
+    final = dict(second.model.named_parameters())
+    for n, p in full.model.named_parameters():
+        np.testing.assert_array_equal(p.numpy(), final[n].numpy(), err_msg=n)
+
+
+def test_sampling_does_not_disturb_training(shards):
+    plain, _ = make_trainer(shards, max_steps=4)
+    sampled, lines = make_trainer(shards, max_steps=4, sample_every=2,
+                                  sample_fn=lambda t: str(t.model.generate(
+                                      cgad.zeros(1, 1, dtype=cgad.int64), 5).tolist()))
+    a, b = plain.run(), sampled.run()
+    assert a["loss"] == b["loss"]
+    assert sum(x.startswith("[[") for x in lines) == 2  # at steps 2 and 4
+
+
+def test_bad_arguments(shards):
+    with pytest.raises(ValueError, match="out_dir"):
+        make_trainer(shards, ckpt_every=2)
