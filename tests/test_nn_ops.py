@@ -114,6 +114,36 @@ def test_attention(causal, L, S):
               [q, k, v])
 
 
+
+def np_attention_vjp(q, k, v, g, causal, scale):
+    """Hand-derived attention gradients (dq, dk, dv) in float64, independent of cgad."""
+    s = q @ np.swapaxes(k, -1, -2) * scale
+    if causal:
+        L, S = s.shape[-2:]
+        s = np.where(np.tril(np.ones((L, S), bool)), s, -np.inf)
+    p = np_softmax(s, -1)
+    dv = np.swapaxes(p, -1, -2) @ g
+    dp = g @ np.swapaxes(v, -1, -2)
+    ds = p * (dp - (dp * p).sum(-1, keepdims=True))
+    return scale * ds @ k, scale * np.swapaxes(ds, -1, -2) @ q, dv
+
+
+@pytest.mark.parametrize("causal,L,S,E,Ev", [(True, 70, 70, 64, 64), (True, 37, 75, 40, 33),
+                                             (True, 75, 37, 16, 70), (False, 45, 67, 64, 24)])
+def test_attention_across_tile_edges(causal, L, S, E, Ev):
+    """Sizes that cross the micro GEMM's 6-row and 32-column tiles, in float64 and in float32."""
+    q, k = rng.standard_normal((2, 3, L, E)), rng.standard_normal((2, 3, S, E))
+    v, g = rng.standard_normal((2, 3, S, Ev)), rng.standard_normal((2, 3, L, Ev))
+    ref = np_attention(q, k, v, causal, 0.2)
+    ref_grads = np_attention_vjp(q, k, v, g, causal, 0.2)
+    for dtype, tol in ((cgad.float64, 1e-12), (cgad.float32, 1e-5)):
+        ts = [cgad.tensor(a, dtype=dtype, requires_grad=True) for a in (q, k, v)]
+        out = F.scaled_dot_product_attention(*ts, is_causal=causal, scale=0.2)
+        out.backward(cgad.tensor(g, dtype=dtype))
+        assert nmax_err(out.numpy(), ref) < tol
+        for t, r in zip(ts, ref_grads):
+            assert nmax_err(t.grad.numpy(), r) < tol * 10
+
 def test_dropout():
     x = cgad.ones(1000, 100)
     y = F.dropout(x, 0.25).numpy()

@@ -1,11 +1,14 @@
-// scaled_dot_product_attention, flash-style: each query row computes its scores, softmax and
-// output in one pass and keeps only its log-sum-exp, so no (L, S) probability matrix is stored.
-// The backward recomputes the probabilities from q, k and the saved lse (FlashAttention-2's
-// recipe). Causal masking is top-left aligned as in torch: query i sees keys 0..i, and the
-// masked keys are skipped, not computed.
+// scaled_dot_product_attention, flash-style in what it keeps: the forward saves only each query's
+// log-sum-exp, never the (L, S) probabilities; the backward recomputes them from q, k and the
+// lse (FlashAttention-2's recipe). Each (batch, head) is one thread's work: its scores and
+// probabilities live in a per-thread scratch block while the three products run through the
+// register-blocked micro GEMM. Causal masking is top-left aligned as in torch (query i sees
+// keys 0..i), and panels of keys no query of a panel can see are skipped, not computed.
 // Shapes: q (H.., L, E), k (H.., S, E), v (H.., S, Ev), out (H.., L, Ev); H = product of the
 // leading (batch, head) dims.
 #include <cmath>
+#include <vector>
+#include "backends/cpu/microgemm.h"
 #include "backends/cpu/vmath.h"
 #include "ops/nn_common.h"
 
@@ -18,103 +21,135 @@ struct Dims {
   int64_t keys(int64_t i, bool causal) const { return causal ? std::min(i + 1, S) : S; }
 };
 
-// kt (E, S) = k (S, E) transposed, so a query's scores are an axpy over contiguous keys.
+// at (C, R) = a (R, C) transposed, so the score products read contiguous rows of keys.
 template <typename T>
-void transpose_to(const T* k, T* kt, int64_t S, int64_t E) {
-  for (int64_t j = 0; j < S; ++j)
-    for (int64_t e = 0; e < E; ++e) kt[e * S + j] = k[j * E + e];
+void transpose_to(const T* a, T* at, int64_t R, int64_t C) {
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t c = 0; c < C; ++c) at[c * R + r] = a[r * C + c];
 }
 
-// s[j] = scale * q . k_j for j < n, from kt (E, S).
+// Per-thread scratch for one (batch, head) at a time, allocated once per parallel region.
 template <typename T>
-void scores(const T* qi, const T* kt, T* s, int64_t n, int64_t S, int64_t E, T scale) {
-  for (int64_t j = 0; j < n; ++j) s[j] = T(0);
-  for (int64_t e = 0; e < E; ++e) {
-    const T qe = qi[e] * scale;
-    const T* ke = kt + e * S;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) s[j] += qe * ke[j];
-  }
+struct Scratch {
+  std::vector<T> kt, vt, p, dp;  // kt (E, S), vt (Ev, S), p and dp (L, S)
+};
+
+// s (L, S) = q (L, E) @ kt (E, S), for the keys each panel of rows can see under the mask.
+template <typename T>
+void score_panel(const T* q, const T* kt, T* s, const Dims& d, int64_t E, bool causal) {
+  using cpu::micro::MR;
+  using cpu::micro::NR;
+  cpu::micro_gemm<T>(
+      d.L, d.S, q, E, 1, kt, d.S, s, d.S, [&](int64_t) { return std::pair<int64_t, int64_t>(0, E); },
+      [&](int64_t i0) { return causal ? (i0 + MR + NR - 1) / NR * NR : d.S; });
+}
+
+// Rows of p outside the mask are zeroed, so the products below may read whole panels.
+template <typename T>
+void zero_masked(T* row, int64_t n, int64_t S) {
+  for (int64_t j = n; j < S; ++j) row[j] = T(0);
+}
+
+// Keys [0, k_end) that any row of the panel starting at i0 can see.
+inline std::pair<int64_t, int64_t> visible_keys(int64_t i0, const Dims& d, bool causal) {
+  return {0, causal ? std::min(d.S, i0 + cpu::micro::MR) : d.S};
+}
+
+// Queries [q_begin, L) that can see any key of the panel starting at key j0.
+inline std::pair<int64_t, int64_t> seeing_queries(int64_t j0, const Dims& d, bool causal) {
+  return {causal ? std::min(j0, d.L) : 0, d.L};
 }
 
 template <typename T>
 void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, const Dims& d, bool causal, T scale) {
-  parallel_rows(d.H, d.H * d.L * d.S * (d.E + d.Ev), [&](int64_t h) {
-    std::vector<T> kt(size_t(d.E * d.S)), s(size_t(d.S));
-    transpose_to(k + h * d.S * d.E, kt.data(), d.S, d.E);
-    const T* vh = v + h * d.S * d.Ev;
-    for (int64_t i = 0; i < d.L; ++i) {
-      const int64_t row = h * d.L + i, n = d.keys(i, causal);
-      T* oi = out + row * d.Ev;
-      scores(q + row * d.E, kt.data(), s.data(), n, d.S, d.E, scale);
-      T mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) mx = s[size_t(j)] > mx ? s[size_t(j)] : mx;
-      double l = 0;
+  const int nt = threads_for(d.H * d.L * d.S * (d.E + d.Ev));
+#pragma omp parallel num_threads(nt)
+  {
+    Scratch<T> w;
+    w.kt.resize(size_t(d.E * d.S));
+    w.p.resize(size_t(d.L * d.S));
+#pragma omp for schedule(static)
+    for (int64_t h = 0; h < d.H; ++h) {
+      const T* qh = q + h * d.L * d.E;
+      transpose_to(k + h * d.S * d.E, w.kt.data(), d.S, d.E);
+      score_panel(qh, w.kt.data(), w.p.data(), d, d.E, causal);
+      for (int64_t i = 0; i < d.L; ++i) {  // p_i = softmax(scale * s_i) over the visible keys
+        const int64_t n = d.keys(i, causal);
+        T* pi = w.p.data() + i * d.S;
+        T mx = -INFINITY;
+        for (int64_t j = 0; j < n; ++j) mx = pi[j] > mx ? pi[j] : mx;
+        const T smx = scale * mx;
+        double l = 0;
 #pragma omp simd reduction(+ : l)
-      for (int64_t j = 0; j < n; ++j) {
-        s[size_t(j)] = vm::exp(s[size_t(j)] - mx);
-        l += double(s[size_t(j)]);
-      }
-      for (int64_t e = 0; e < d.Ev; ++e) oi[e] = T(0);
-      for (int64_t j = 0; j < n; ++j) {
-        const T p = s[size_t(j)];
-        const T* vj = vh + j * d.Ev;
+        for (int64_t j = 0; j < n; ++j) {
+          pi[j] = vm::exp(scale * pi[j] - smx);
+          l += double(pi[j]);
+        }
+        const T inv = T(1.0 / l);
 #pragma omp simd
-        for (int64_t e = 0; e < d.Ev; ++e) oi[e] += p * vj[e];
+        for (int64_t j = 0; j < n; ++j) pi[j] *= inv;
+        zero_masked(pi, n, d.S);
+        lse[h * d.L + i] = smx + T(std::log(l));
       }
-      const T inv = T(1.0 / l);
-      for (int64_t e = 0; e < d.Ev; ++e) oi[e] *= inv;
-      lse[row] = mx + T(std::log(l));
+      // out (L, Ev) = p (L, S) @ v (S, Ev)
+      cpu::micro_gemm<T>(
+          d.L, d.Ev, w.p.data(), d.S, 1, v + h * d.S * d.Ev, d.Ev, out + h * d.L * d.Ev, d.Ev,
+          [&](int64_t i0) { return visible_keys(i0, d, causal); }, [&](int64_t) { return d.Ev; });
     }
-  });
+  }
 }
 
-// p_ij = exp(s_ij - lse_i); dv_j += p_ij do_i; dp_ij = do_i . v_j; ds_ij = p_ij (dp_ij - do_i . o_i);
-// dq_i += scale ds_ij k_j; dk_j += scale ds_ij q_i. One thread per (batch, head).
+// p_ij = exp(scale s_ij - lse_i); dp = do @ v^T; ds_ij = scale p_ij (dp_ij - do_i . o_i);
+// dv = p^T @ do; dk = ds^T @ q; dq = ds @ k. One thread per (batch, head).
 template <typename T>
 void attention_backward(const T* q, const T* k, const T* v, const T* out, const T* lse, const T* g, T* dq, T* dk,
                         T* dv, const Dims& d, bool causal, T scale) {
-  parallel_rows(d.H, d.H * d.L * d.S * (d.E + d.Ev), [&](int64_t h) {
-    std::vector<T> kt(size_t(d.E * d.S)), vt(size_t(d.Ev * d.S)), p(size_t(d.S)), dp(size_t(d.S));
-    const T* kh = k + h * d.S * d.E;
-    transpose_to(kh, kt.data(), d.S, d.E);
-    transpose_to(v + h * d.S * d.Ev, vt.data(), d.S, d.Ev);
-    T* dkh = dk + h * d.S * d.E;
-    T* dvh = dv + h * d.S * d.Ev;
-    for (int64_t x = 0; x < d.S * d.E; ++x) dkh[x] = T(0);
-    for (int64_t x = 0; x < d.S * d.Ev; ++x) dvh[x] = T(0);
-    for (int64_t i = 0; i < d.L; ++i) {
-      const int64_t row = h * d.L + i, n = d.keys(i, causal);
-      const T* qi = q + row * d.E;
-      const T* gi = g + row * d.Ev;
-      T* dqi = dq + row * d.E;
-      scores(qi, kt.data(), p.data(), n, d.S, d.E, scale);
-      scores(gi, vt.data(), dp.data(), n, d.S, d.Ev, T(1));
-      T Di = 0;
-      const T* oi = out + row * d.Ev;
-      for (int64_t e = 0; e < d.Ev; ++e) Di += gi[e] * oi[e];
-      const T li = lse[row];
+  const int nt = threads_for(d.H * d.L * d.S * (d.E + d.Ev));
+#pragma omp parallel num_threads(nt)
+  {
+    Scratch<T> w;
+    w.kt.resize(size_t(d.E * d.S));
+    w.vt.resize(size_t(d.Ev * d.S));
+    w.p.resize(size_t(d.L * d.S));
+    w.dp.resize(size_t(d.L * d.S));
+#pragma omp for schedule(static)
+    for (int64_t h = 0; h < d.H; ++h) {
+      const T* qh = q + h * d.L * d.E;
+      const T* kh = k + h * d.S * d.E;
+      const T* gh = g + h * d.L * d.Ev;
+      const T* oh = out + h * d.L * d.Ev;
+      transpose_to(kh, w.kt.data(), d.S, d.E);
+      transpose_to(v + h * d.S * d.Ev, w.vt.data(), d.S, d.Ev);
+      score_panel(qh, w.kt.data(), w.p.data(), d, d.E, causal);
+      score_panel(gh, w.vt.data(), w.dp.data(), d, d.Ev, causal);  // dp = do @ v^T
+      for (int64_t i = 0; i < d.L; ++i) {
+        const int64_t n = d.keys(i, causal);
+        T* pi = w.p.data() + i * d.S;
+        T* dsi = w.dp.data() + i * d.S;
+        const T* gi = gh + i * d.Ev;
+        const T* oi = oh + i * d.Ev;
+        T Di = 0;
+        for (int64_t e = 0; e < d.Ev; ++e) Di += gi[e] * oi[e];
+        const T li = lse[h * d.L + i];
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        p[size_t(j)] = vm::exp(p[size_t(j)] - li);
-        dp[size_t(j)] = p[size_t(j)] * (dp[size_t(j)] - Di) * scale;  // now ds_ij * scale
-      }
-      for (int64_t e = 0; e < d.E; ++e) dqi[e] = T(0);
-      for (int64_t j = 0; j < n; ++j) {
-        const T pj = p[size_t(j)], ds = dp[size_t(j)];
-        const T* kj = kh + j * d.E;
-        T* dkj = dkh + j * d.E;
-        T* dvj = dvh + j * d.Ev;
-#pragma omp simd
-        for (int64_t e = 0; e < d.E; ++e) {
-          dqi[e] += ds * kj[e];
-          dkj[e] += ds * qi[e];
+        for (int64_t j = 0; j < n; ++j) {
+          pi[j] = vm::exp(scale * pi[j] - li);
+          dsi[j] = scale * pi[j] * (dsi[j] - Di);
         }
-#pragma omp simd
-        for (int64_t e = 0; e < d.Ev; ++e) dvj[e] += pj * gi[e];
+        zero_masked(pi, n, d.S);
+        zero_masked(dsi, n, d.S);
       }
+      auto queries = [&](int64_t j0) { return seeing_queries(j0, d, causal); };
+      auto keys = [&](int64_t i0) { return visible_keys(i0, d, causal); };
+      // dv (S, Ev) = p^T @ do; dk (S, E) = ds^T @ q; dq (L, E) = ds @ k
+      cpu::micro_gemm<T>(d.S, d.Ev, w.p.data(), 1, d.S, gh, d.Ev, dv + h * d.S * d.Ev, d.Ev, queries,
+                         [&](int64_t) { return d.Ev; });
+      cpu::micro_gemm<T>(d.S, d.E, w.dp.data(), 1, d.S, qh, d.E, dk + h * d.S * d.E, d.E, queries,
+                         [&](int64_t) { return d.E; });
+      cpu::micro_gemm<T>(d.L, d.E, w.dp.data(), d.S, 1, kh, d.E, dq + h * d.L * d.E, d.E, keys,
+                         [&](int64_t) { return d.E; });
     }
-  });
+  }
 }
 
 struct AttentionBackward : Node {
