@@ -5,7 +5,7 @@
 #include "autograd/node.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/loops.h"
-#include "backends/cpu/parallel.h"
+#include "backends/cpu/column_sums.h"
 #include "ops/ops.h"
 
 namespace cgad {
@@ -127,25 +127,6 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// sums (cols) = column sums of g (rows, cols), each in double and in row order whatever the
-// thread count: threads split the columns, and the inner loop runs across columns (SIMD).
-template <typename T>
-void column_sums(const T* g, T* sums, int64_t rows, int64_t cols) {
-  constexpr int64_t kBlock = 256;
-  const int64_t blocks = (cols + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) num_threads(threads_for(rows * cols))
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t j0 = blk * kBlock, n = std::min(kBlock, cols - j0);
-    double acc[kBlock] = {};
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* gr = g + r * cols + j0;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) acc[j] += double(gr[j]);
-    }
-    for (int64_t j = 0; j < n; ++j) sums[j0 + j] = T(acc[j]);
-  }
-}
-
 struct LinearBackward : Node {
   Tensor x, w;  // x as (rows, in)
   const char* name() const override { return "LinearBackward"; }
@@ -168,7 +149,7 @@ struct LinearBackward : Node {
       }
       if (needs_grad(2)) {  // gb (out) = column sums of g, accumulated in row order
         gb = empty({out_f}, w.dtype(), w.device());
-        column_sums(g.data<T>(), gb.data<T>(), rows, out_f);
+        cpu::column_sums(g.data<T>(), gb.data<T>(), rows, out_f);
       }
     });
     return {gx, gw, gb};

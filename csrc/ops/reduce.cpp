@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 #include "autograd/node.h"
+#include "backends/cpu/column_sums.h"
 #include "backends/cpu/fill.h"
 #include "backends/cpu/parallel.h"
 #include "ops/ops.h"
@@ -16,11 +17,14 @@ struct Plan {
   std::vector<bool> reduced;  // per input dim
   Shape keep_shape;           // output shape with keepdim=true
   Shape out_shape;            // output shape as requested
-  Tensor rows;                // contiguous (rows, cols) data
+  Tensor rows;                // contiguous (rows, cols) data, unless `leading`
   int64_t nrows = 1, ncols = 1;
+  bool leading = false;       // t is contiguous and only its leading dims are reduced
 };
 
-Plan plan_reduce(const Tensor& t, std::vector<int64_t> dims, bool keepdim, const char* op) {
+// allow_leading: the caller can reduce leading dims in place (column sums), so no copy is made.
+Plan plan_reduce(const Tensor& t, std::vector<int64_t> dims, bool keepdim, const char* op,
+                 bool allow_leading = false) {
   Plan p;
   const int64_t nd = t.dim();
   p.reduced.assign(size_t(nd), dims.empty());
@@ -39,6 +43,14 @@ Plan plan_reduce(const Tensor& t, std::vector<int64_t> dims, bool keepdim, const
     else p.ncols *= t.shape()[i];
     if (!p.reduced[i] || keepdim) p.out_shape.push_back(p.reduced[i] ? 1 : t.shape()[i]);
   }
+  int64_t n_lead = 0;
+  while (n_lead < nd && p.reduced[size_t(n_lead)]) ++n_lead;
+  const bool prefix = n_lead > 0 && n_lead < nd &&
+                      std::none_of(p.reduced.begin() + n_lead, p.reduced.end(), [](bool r) { return r; });
+  if (allow_leading && prefix && t.is_contiguous()) {
+    p.leading = true;
+    return p;
+  }
   Shape ps, pst;
   for (int64_t i : perm) { ps.push_back(t.shape()[i]); pst.push_back(t.strides()[i]); }
   p.rows = contiguous_data(make_view(t, ps, pst, t.impl()->offset));
@@ -55,6 +67,7 @@ void sum_rows(const T* x, int64_t nrows, int64_t ncols, T* out) {
     for (int64_t r = 0; r < nrows; ++r) {
       Acc s = 0;
       const T* row = x + r * ncols;
+#pragma omp simd reduction(+ : s)
       for (int64_t c = 0; c < ncols; ++c) s += Acc(row[c]);
       out[r] = T(s);
     }
@@ -66,7 +79,9 @@ void sum_rows(const T* x, int64_t nrows, int64_t ncols, T* out) {
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int c = 0; c < nt; ++c) {
       Acc s = 0;
-      for (int64_t i = ncols * c / nt; i < ncols * (c + 1) / nt; ++i) s += Acc(row[i]);
+      const int64_t b = ncols * c / nt, e = ncols * (c + 1) / nt;
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = b; i < e; ++i) s += Acc(row[i]);
       part[c] = s;
     }
     Acc s = 0;
@@ -90,14 +105,18 @@ Tensor sum_impl(const Tensor& t, std::vector<int64_t> dims, bool keepdim, bool i
   const char* op = is_mean ? "mean" : "sum";
   if (is_mean && !is_floating(t.dtype()))
     throw TypeError(str("mean: expected a floating point tensor, got ", dtype_name(t.dtype()), "; convert with .float()"));
-  Plan p = plan_reduce(t, std::move(dims), keepdim, op);
   DType odt = is_floating(t.dtype()) ? t.dtype() : DType::Int64;
+  // Sums over leading dims of a contiguous tensor (gradients of broadcast adds) are column
+  // sums of the data as it lies; any other pattern moves the reduced dims last first.
+  Plan p = plan_reduce(t, std::move(dims), keepdim, op, t.dtype() == odt);
+  const bool leading = p.leading;
   Tensor out = empty(p.out_shape, odt, t.device());
-  Tensor src = cast(p.rows, odt);
+  Tensor src = leading ? t : cast(p.rows, odt);
   dispatch_numeric(odt, op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
-    sum_rows<T, Acc>(src.data<T>(), p.nrows, p.ncols, out.data<T>());
+    if (leading) cpu::column_sums<T, Acc>(src.data<T>(), out.data<T>(), p.ncols, p.nrows);
+    else sum_rows<T, Acc>(src.data<T>(), p.nrows, p.ncols, out.data<T>());
   });
   const double scale = is_mean ? 1.0 / double(p.ncols) : 1.0;
   if (is_mean) {

@@ -1,8 +1,5 @@
 #include "backends/cpu/parallel.h"
 #include "core/error.h"
-#ifdef CGAD_HAVE_BLAS
-#include <cblas.h>
-#endif
 
 namespace cgad {
 
@@ -12,9 +9,6 @@ void set_num_threads(int n) {
   if (n < 1) throw ValueError(str("set_num_threads: expected a positive thread count, got ", n));
   g_threads = n;
   omp_set_num_threads(n);
-#ifdef CGAD_HAVE_BLAS
-  scipy_openblas_set_num_threads(n);
-#endif
 }
 
 int get_num_threads() {
