@@ -144,6 +144,28 @@ def test_attention_across_tile_edges(causal, L, S, E, Ev):
         for t, r in zip(ts, ref_grads):
             assert nmax_err(t.grad.numpy(), r) < tol * 10
 
+
+def test_attention_reads_strided_views_in_place():
+    """q, k, v as GPT-2 makes them (split of one (B, T, 3C) buffer, viewed and transposed), a
+    last dim with stride 2, and a transposed upstream grad: values and grads as contiguous."""
+    B, T, NH, HS = 2, 13, 3, 8
+    qkv_np, g_np = rng.standard_normal((B, T, 3 * NH * HS)), rng.standard_normal((B, T, NH, HS))
+    qkv = cgad.tensor(qkv_np, requires_grad=True)
+    q, k, v = (t.reshape(B, T, NH, HS).transpose(1, 2) for t in qkv.split(NH * HS, dim=2))
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    y = out.transpose(1, 2).contiguous()
+    y.backward(cgad.tensor(g_np))
+    qn, kn, vn = (a.reshape(B, T, NH, HS).transpose(0, 2, 1, 3) for a in np.split(qkv_np, 3, axis=2))
+    scale = 1 / math.sqrt(HS)
+    assert nmax_err(y.numpy(), np_attention(qn, kn, vn, True, scale).transpose(0, 2, 1, 3)) < 1e-12
+    grads = np_attention_vjp(qn, kn, vn, g_np.transpose(0, 2, 1, 3), True, scale)
+    ref = np.concatenate([gr.transpose(0, 2, 1, 3).reshape(B, T, NH * HS) for gr in grads], axis=2)
+    assert nmax_err(qkv.grad.numpy(), ref) < 1e-12
+    wide = rng.standard_normal((2, 2, 7, 10))
+    t = cgad.tensor(wide)[..., ::2]  # last dim stride 2: copied, same answer
+    assert nmax_err(F.scaled_dot_product_attention(t, t, t).numpy(),
+                    np_attention(wide[..., ::2], wide[..., ::2], wide[..., ::2], False, 1 / math.sqrt(5))) < 1e-12
+
 def test_dropout():
     x = cgad.ones(1000, 100)
     y = F.dropout(x, 0.25).numpy()
