@@ -103,13 +103,27 @@ def sgemm_peak(threads, n=2048, reps=5):
     return best
 
 
+def peak_rss_mib():
+    """This process's peak RSS. VmHWM, not getrusage's ru_maxrss: Linux carries the parent's
+    high-water mark into ru_maxrss across fork + exec, so every worker would report at least the
+    launcher's RSS (which holds torch)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_worker(args):
     cfg = CONFIGS[args.config]
     if args.worker == "cgad":
         times, losses = worker_cgad(cfg, args.weights, args.steps, args.warmup, args.threads)
     else:
         times, losses = worker_torch(cfg, args.weights, args.steps, args.warmup, args.threads, args.worker == "compile")
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mib = peak_rss_mib()
     print(json.dumps({"times": times, "losses": losses, "rss_mib": rss_mib}))
 
 
