@@ -111,3 +111,23 @@ def test_linear():
     assert nmax_err(F.linear(cgad.tensor(x), cgad.tensor(w), cgad.tensor(b)).numpy(), x @ w.T + b) < 1e-12
     assert nmax_err(F.linear(cgad.tensor(x), cgad.tensor(w)).numpy(), x @ w.T) < 1e-12
     gradcheck(lambda x_, w_, b_: weighted_sum(F.linear(x_, w_, b_)), [x, w, b])
+
+
+def test_grads_of_overlapping_views_and_direct_uses_sum():
+    """The engine adds view grads (slices, split pieces, select) into one buffer per tensor:
+    overlapping slices, unused pieces, a direct use besides the views, and a strided slice."""
+    a = np.random.default_rng(5).standard_normal((6, 8))
+    w = np.random.default_rng(6).standard_normal((6, 8))
+    x = cgad.tensor(a, requires_grad=True)
+    p0, p1, p2 = x.split([2, 3, 3], dim=1)  # p2 unused
+    loss = (p0 * 2).sum() + (p1 * cgad.tensor(w[:, 2:5])).sum() + x[1:4].sum() + x[2:5].sum() \
+        + (x * cgad.tensor(w)).sum() + x[::2, 1].sum() + x[3].sum()
+    loss.backward()
+    ref = w.copy()
+    ref[:, :2] += 2
+    ref[:, 2:5] += w[:, 2:5]
+    ref[1:4] += 1
+    ref[2:5] += 1
+    ref[::2, 1] += 1
+    ref[3] += 1
+    np.testing.assert_allclose(x.grad.numpy(), ref, rtol=0, atol=1e-12)

@@ -87,12 +87,29 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
   buffers[root_node.get()] = grad;
   ready.push(root_node);
   std::vector<std::shared_ptr<Node>> ran;
+  // Buffers the engine allocated itself (nothing else holds them), so grads add in place.
+  std::unordered_set<Node*> owned;
 
   while (!ready.empty()) {
     std::shared_ptr<Node> node = ready.top();
     ready.pop();
     Tensor g = std::move(buffers[node.get()]);
     buffers.erase(node.get());
+    owned.erase(node.get());
+    if (g.defined() && node->adds_into_input() && node->next.size() == 1 && node->next[0]) {
+      Node* child = node->next[0].get();
+      Tensor& buf = buffers[child];
+      if (!buf.defined() || !owned.count(child) || !buf.is_contiguous()) {
+        Tensor fresh = zeros(node->input_shapes[0], g.dtype(), g.device());
+        if (buf.defined()) add_(fresh, buf);
+        buf = fresh;
+        owned.insert(child);
+      }
+      node->add_into_input(buf, g);
+      ran.push_back(node);
+      if (--deps[child] == 0) ready.push(node->next[0]);
+      continue;
+    }
     std::vector<Tensor> grads;
     if (g.defined()) {
       if (node->released)
@@ -109,7 +126,14 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
           throw RuntimeError(str(node->name(), ": backward returned grad of shape ", shape_str(grads[i].shape()),
                                  " for input ", i, " of shape ", shape_str(node->input_shapes[i])));
         Tensor& buf = buffers[child];
-        buf = buf.defined() ? add(buf, grads[i]) : grads[i];
+        if (!buf.defined()) {
+          buf = grads[i];
+        } else if (owned.count(child) && buf.dtype() == grads[i].dtype()) {
+          add_(buf, grads[i]);
+        } else {
+          buf = add(buf, grads[i]);
+          owned.insert(child);
+        }
       }
       if (--deps[child] == 0) ready.push(node->next[i]);
     }

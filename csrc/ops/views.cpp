@@ -38,6 +38,12 @@ struct SubviewBackward : Node {
     cpu::copy(make_view(gi, g.shape(), strides, offset), g);
     return {gi};
   }
+  bool adds_into_input() const override { return true; }
+  bool add_into_input(Tensor& input_grad, const Tensor& g) override {
+    Tensor region = make_view(input_grad, g.shape(), strides, offset);
+    add_(region, g);
+    return true;
+  }
 };
 
 struct CatBackward : Node {
