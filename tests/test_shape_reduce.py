@@ -131,3 +131,24 @@ def test_grads_of_overlapping_views_and_direct_uses_sum():
     ref[::2, 1] += 1
     ref[3] += 1
     np.testing.assert_allclose(x.grad.numpy(), ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("m,n", [(301, 67), (67, 301)])  # tall and wide: split by rows, by columns
+def test_large_matmul_split_across_threads(ta, tb, m, n):
+    """GEMMs big enough to be split across threads, with every transpose, in both dtypes."""
+    k = 45
+    a = rng.standard_normal((k, m) if ta else (m, k))
+    b = rng.standard_normal((n, k) if tb else (k, n))
+    ref = (a.T if ta else a) @ (b.T if tb else b)
+    for dtype, tol in ((cgad.float64, 1e-12), (cgad.float32, 1e-5)):
+        x, y = cgad.tensor(a, dtype=dtype), cgad.tensor(b, dtype=dtype)
+        out = (x.transpose(0, 1) if ta else x) @ (y.transpose(0, 1) if tb else y)
+        assert nmax_err(out.numpy(), ref) < tol
+    g = rng.standard_normal((m, n))
+    x, w, bias = (cgad.tensor(v, requires_grad=True) for v in (a.T if ta else a, b if tb else b.T, g[0]))
+    cgad.nn.functional.linear(x, w, bias).backward(cgad.tensor(g))
+    xa, wa = (a.T if ta else a), (b if tb else b.T)
+    assert nmax_err(x.grad.numpy(), g @ wa) < 1e-12
+    assert nmax_err(w.grad.numpy(), g.T @ xa) < 1e-12
+    assert nmax_err(bias.grad.numpy(), g.sum(0)) < 1e-12
