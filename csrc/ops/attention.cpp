@@ -180,10 +180,15 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   oshape.back() = d.Ev;
   Shape lshape(q.shape().begin(), q.shape().end() - 1);
   Tensor out = empty(oshape, q.dtype()), lse = empty(lshape, q.dtype());
-  dispatch_float(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    attention_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(), d, is_causal, T(scale));
-  });
+  if (d.S == 0) {  // no keys: an empty weighted sum is zero, as torch gives (not 0/0)
+    out = zeros(oshape, q.dtype());
+    lse = full(lshape, -INFINITY, q.dtype());
+  } else {
+    dispatch_float(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      attention_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(), d, is_causal, T(scale));
+    });
+  }
   if (auto n = record<AttentionBackward>(out, {&q_in, &k_in, &v_in})) {
     n->q = q.detach();
     n->k = k.detach();
