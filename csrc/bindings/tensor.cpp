@@ -100,7 +100,11 @@ void bind_tensor(py::module_& m) {
       .def_property("requires_grad", &Tensor::requires_grad, &Tensor::set_requires_grad)
       .def_property("grad",
                     [](const Tensor& t) -> py::object { return t.grad().defined() ? py::cast(t.grad()) : py::none(); },
-                    [](Tensor& t, py::object g) { t.set_grad(g.is_none() ? Tensor() : g.cast<Tensor>()); })
+                    [](Tensor& t, py::object g) {
+                      if (!g.is_none() && !py::isinstance<Tensor>(g))
+                        throw TypeError(str("grad: expected a Tensor or None, got ", py::str(py::type::of(g).attr("__name__")).cast<std::string>()));
+                      t.set_grad(g.is_none() ? Tensor() : g.cast<Tensor>());
+                    })
       .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
         return t.grad_fn() ? py::cast(std::string(t.grad_fn()->name())) : py::none();
       })
