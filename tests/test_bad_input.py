@@ -1,4 +1,8 @@
 """Misuse through the public API raises the exception type DESIGN.md assigns, naming the problem."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -59,3 +63,37 @@ def test_grad_shape_mismatch_in_backward():
     x = cgad.ones(3, requires_grad=True)
     with pytest.raises((ValueError, RuntimeError), match="shape"):
         (x * 2).backward(cgad.ones(4))
+
+
+def test_thread_counts_beyond_any_machine_are_a_value_error():
+    # set_num_threads(100000) was accepted, and the next parallel loop segfaulted (libgomp's
+    # per-team arrays on the stack); run in a child so a regression cannot take pytest down
+    code = ("import cgad\n"
+            "try:\n    cgad.set_num_threads(100000)\nexcept ValueError as e:\n    print('ValueError', e)\n"
+            "print(float((cgad.randn(300, 300) * 2).sum()))\n")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(cgad.__file__))))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "ValueError set_num_threads" in proc.stdout
+    for n in (0, 2**70):
+        with pytest.raises(ValueError, match="set_num_threads"):
+            cgad.set_num_threads(n)
+
+
+def test_manual_seed_range():
+    cgad.manual_seed(2**64 - 1)  # was TypeError (int64 only); torch takes [-2**63, 2**64)
+    a = cgad.randn(3).tolist()
+    cgad.manual_seed(-1)
+    assert cgad.randn(3).tolist() == a
+    with pytest.raises(ValueError, match="manual_seed"):
+        cgad.manual_seed(2**64)
+    with pytest.raises(TypeError):
+        cgad.manual_seed("0")
+
+
+def test_grad_assignment_and_copy_into_an_expanded_view():
+    x = cgad.ones(2, requires_grad=True)
+    with pytest.raises(TypeError, match="grad"):
+        x.grad = 5  # was RuntimeError: Unable to cast
+    with pytest.raises(RuntimeError, match="expanded"):
+        cgad.ones(1).expand(3).copy_(cgad.tensor([1.0, 2.0, 3.0]))  # silently wrote 3 into one location

@@ -14,6 +14,10 @@ Device device_from(py::handle h);  // a cgad device or a string
 // The other operand of a binary op: a tensor as is, a Python number as a 0-d tensor of the
 // dtype torch.result_type gives; anything else is a TypeError naming the op.
 Tensor operand(const Tensor& self, py::handle other, const char* op);
+// A Python int (or numpy integer) as int64; *overflow is set when it does not fit.
+long long int_value(py::handle h, bool* overflow);
+// A dim argument: TypeError for a non-int, IndexError for an int beyond int64.
+int64_t dim_arg(py::handle h, const char* op);
 Tensor from_numpy(py::array arr);
 py::array to_numpy(const Tensor& t);
 

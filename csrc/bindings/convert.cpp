@@ -44,8 +44,29 @@ Tensor operand(const Tensor& self, py::handle other, const char* op) {
     s.is_float = false;
     s.value = other.cast<bool>() ? 1.0 : 0.0;
   } else if (py::isinstance<py::int_>(other) || py::isinstance(other, py::module_::import("numpy").attr("integer"))) {
+    // Exact: an int64 tensor gets the int itself, not its nearest double; one its integer result
+    // dtype cannot hold is a ValueError (a float result takes any int).
     s.is_float = false;
-    s.value = double(other.cast<int64_t>());
+    bool overflow = false;
+    const long long v = int_value(other, &overflow);
+    const DType dt = result_type(self, s);
+    if (is_integral(dt)) {
+      if (overflow || (dt == DType::Int32 && (v < INT32_MIN || v > INT32_MAX)))
+        throw ValueError(str(op, ": the Python int ", py::str(other).cast<std::string>(), " does not fit in ", dtype_name(dt)));
+      Tensor t = empty({}, dt, self.device());
+      if (dt == DType::Int32) *t.data<int32_t>() = int32_t(v);
+      else *t.data<int64_t>() = int64_t(v);
+      return t;
+    }
+    s.value = double(v);
+    if (overflow) {
+      auto f = py::reinterpret_steal<py::object>(PyNumber_Float(other.ptr()));
+      if (!f) {
+        PyErr_Clear();
+        throw ValueError(str(op, ": the Python int ", py::str(other).cast<std::string>(), " is too large for ", dtype_name(dt)));
+      }
+      s.value = f.cast<double>();
+    }
   } else if (py::isinstance<py::float_>(other) || py::isinstance(other, py::module_::import("numpy").attr("floating"))) {
     s.value = other.cast<double>();
   } else {
@@ -53,6 +74,24 @@ Tensor operand(const Tensor& self, py::handle other, const char* op) {
                         " (expected a Tensor or a Python number)"));
   }
   return scalar_tensor(s, result_type(self, s), self.device());
+}
+
+long long int_value(py::handle h, bool* overflow) {
+  auto i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+  if (!i) throw py::error_already_set();
+  int of = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &of);
+  *overflow = of != 0;
+  return v;
+}
+
+int64_t dim_arg(py::handle h, const char* op) {
+  if (py::isinstance<py::bool_>(h) || !(py::isinstance<py::int_>(h) || py::isinstance(h, py::module_::import("numpy").attr("integer"))))
+    throw TypeError(str(op, ": dim must be an int, got ", py::str(py::type::of(h).attr("__name__")).cast<std::string>()));
+  bool overflow = false;
+  const long long v = int_value(h, &overflow);
+  if (overflow) throw IndexError(str(op, ": dim ", py::str(h).cast<std::string>(), " is out of range"));
+  return v;
 }
 
 Tensor from_numpy(py::array arr) {

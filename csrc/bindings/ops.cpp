@@ -27,6 +27,10 @@ void bind_ops(py::module_& m) {
     Shape b = cpu::broadcast_shapes(dst.shape(), src.shape(), "copy_");
     if (b != dst.shape())
       throw ValueError(str("copy_: source of shape ", shape_str(src.shape()), " does not broadcast to ", shape_str(dst.shape())));
+    for (int64_t i = 0; i < dst.dim(); ++i)  // as torch: writing one location from several elements
+      if (dst.strides()[size_t(i)] == 0 && dst.shape()[size_t(i)] > 1)
+        throw RuntimeError(str("copy_: the destination of shape ", shape_str(dst.shape()),
+                               " is an expanded view whose elements share memory; copy into a contiguous tensor"));
     cpu::copy(dst, src.same(dst) ? clone(src.detach()) : src);
   });
   m.def("fill_", [](Tensor& t, double v) { cpu::fill(t, v); });

@@ -7,6 +7,8 @@
 
 namespace cgad::bind {
 
+constexpr int kMaxThreads = 4096;
+
 void bind_runtime(py::module_& m) {
   py::enum_<DType>(m, "dtype")
       .value("bool", DType::Bool)
@@ -35,9 +37,27 @@ void bind_runtime(py::module_& m) {
       })
       .def("__hash__", [](const Device& d) { return int(d.type) * 1000 + d.index; });
 
-  m.def("set_num_threads", &set_num_threads, "Sets the threads of both OpenMP loops and OpenBLAS.");
+  m.def("set_num_threads", [](py::handle h) {
+    // libgomp sizes per-team arrays on the stack: 100000 threads overflowed it (a segfault at the
+    // next parallel loop), so counts beyond any sensible machine are a ValueError.
+    bool overflow = false;
+    const long long n = int_value(h, &overflow);
+    if (overflow || n < 1 || n > kMaxThreads)
+      throw ValueError(str("set_num_threads: expected a thread count in [1, ", kMaxThreads, "], got ", py::str(h).cast<std::string>()));
+    set_num_threads(int(n));
+  }, "Sets the threads of both OpenMP loops and OpenBLAS.");
   m.def("get_num_threads", &get_num_threads);
-  m.def("manual_seed", [](int64_t s) { Generator::global().manual_seed(uint64_t(s)); });
+  m.def("manual_seed", [](py::handle h) {  // any int in [-2**63, 2**64), as torch
+    auto i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+    if (!i) throw py::error_already_set();
+    const unsigned long long u = PyLong_AsUnsignedLongLong(i.ptr());
+    if (!(u == (unsigned long long)-1 && PyErr_Occurred())) return Generator::global().manual_seed(uint64_t(u));
+    PyErr_Clear();
+    bool overflow = false;
+    const long long s = int_value(i, &overflow);
+    if (overflow) throw ValueError(str("manual_seed: seed ", py::str(h).cast<std::string>(), " is out of range [-2**63, 2**64)"));
+    Generator::global().manual_seed(uint64_t(s));
+  });
   m.def("seed_offset", [] { return Generator::global().offset; });
   m.def("get_rng_state", [] {
     auto s = Generator::global().get_state();

@@ -44,13 +44,19 @@ Tensor index(const Tensor& self, py::handle idx) {
     } else if (py::isinstance<py::bool_>(h)) {
       throw TypeError("indexing with a bool is not supported");
     } else if (py::isinstance<py::int_>(h) || py::isinstance(h, np_integer)) {
-      t = select(t, d, h.cast<int64_t>());
+      bool overflow = false;
+      const long long i = int_value(h, &overflow);
+      if (overflow)
+        throw IndexError(str("index ", py::str(h).cast<std::string>(), " is out of bounds for dim ", d, " with size ", t.shape()[size_t(d)]));
+      t = select(t, d, i);
     } else if (py::isinstance<py::slice>(h)) {
-      auto sl = py::reinterpret_borrow<py::slice>(h);
-      auto get = [](py::object o, int64_t dflt) { return o.is_none() ? dflt : o.cast<int64_t>(); };
-      int64_t step = get(sl.attr("step"), 1);
-      if (step <= 0) throw ValueError(str("slice step must be positive, got ", step));
-      t = slice(t, d, get(sl.attr("start"), 0), get(sl.attr("stop"), INT64_MAX), step);
+      // Bounds beyond int64 clamp, as for Python sequences; the step must be positive.
+      py::object step = h.attr("step");
+      if (!step.is_none() && py::isinstance<py::int_>(step) && step <= py::int_(0))
+        throw ValueError(str("slice step must be positive, got ", py::str(step).cast<std::string>()));
+      Py_ssize_t start = 0, stop = 0, st = 1;
+      if (PySlice_Unpack(h.ptr(), &start, &stop, &st) < 0) throw py::error_already_set();
+      t = slice(t, d, start, stop, st);
       ++d;
     } else if (py::isinstance<Tensor>(h) || py::hasattr(h, "__array__") || py::isinstance<py::list>(h)) {
       throw TypeError("indexing with tensors, arrays or lists is not supported; use ints, slices, None and ...");
@@ -59,6 +65,13 @@ Tensor index(const Tensor& self, py::handle idx) {
     }
   }
   return t;
+}
+
+// tensor ** Python int: a negative exponent of an integer tensor is a ValueError, as in torch
+// (a tensor exponent follows torch's integer pow instead).
+void check_int_pow(const Tensor& a, const Tensor& b, py::handle o) {
+  if (!py::isinstance<py::int_>(o) || py::isinstance<py::bool_>(o) || !is_integral(result_type(a, b))) return;
+  if (o < py::int_(0)) throw ValueError(str("pow: integers to negative integer powers are not allowed (exponent ", py::str(o).cast<std::string>(), ")"));
 }
 
 template <typename F>
@@ -87,7 +100,11 @@ void bind_tensor(py::module_& m) {
       .def_property("requires_grad", &Tensor::requires_grad, &Tensor::set_requires_grad)
       .def_property("grad",
                     [](const Tensor& t) -> py::object { return t.grad().defined() ? py::cast(t.grad()) : py::none(); },
-                    [](Tensor& t, py::object g) { t.set_grad(g.is_none() ? Tensor() : g.cast<Tensor>()); })
+                    [](Tensor& t, py::object g) {
+                      if (!g.is_none() && !py::isinstance<Tensor>(g))
+                        throw TypeError(str("grad: expected a Tensor or None, got ", py::str(py::type::of(g).attr("__name__")).cast<std::string>()));
+                      t.set_grad(g.is_none() ? Tensor() : g.cast<Tensor>());
+                    })
       .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
         return t.grad_fn() ? py::cast(std::string(t.grad_fn()->name())) : py::none();
       })
@@ -121,7 +138,16 @@ void bind_tensor(py::module_& m) {
       .def("__rmul__", binop("mul", [](const Tensor& a, const Tensor& b) { return mul(b, a); }))
       .def("__truediv__", binop("div", [](const Tensor& a, const Tensor& b) { return div(a, b); }))
       .def("__rtruediv__", binop("div", [](const Tensor& a, const Tensor& b) { return div(b, a); }))
-      .def("__pow__", binop("pow", [](const Tensor& a, const Tensor& b) { return pow(a, b); }))
+      .def("__pow__", [](const Tensor& a, py::handle o) -> py::object {
+        Tensor b;
+        try {
+          b = operand(a, o, "pow");
+        } catch (const TypeError&) {
+          return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+        }
+        check_int_pow(a, b, o);
+        return py::cast(pow(a, b));
+      })
       .def("__rpow__", binop("pow", [](const Tensor& a, const Tensor& b) { return pow(b, a); }))
       .def("__matmul__", [](const Tensor& a, const Tensor& b) { return matmul(a, b); })
       .def("__eq__", binop("eq", [](const Tensor& a, const Tensor& b) { return compare(a, b, CompareOp::EQ); }))
@@ -139,12 +165,20 @@ void bind_tensor(py::module_& m) {
       .def("tanh", [](const Tensor& a) { return tanh(a); })
       .def("sqrt", [](const Tensor& a) { return sqrt(a); })
       .def("rsqrt", [](const Tensor& a) { return rsqrt(a); })
-      .def("pow", binop("pow", [](const Tensor& a, const Tensor& b) { return pow(a, b); }))
+      .def("pow", [](const Tensor& a, py::handle o) {
+        Tensor b = operand(a, o, "pow");
+        check_int_pow(a, b, o);
+        return pow(a, b);
+      })
       .def("matmul", [](const Tensor& a, const Tensor& b) { return matmul(a, b); })
       .def("masked_fill", [](const Tensor& t, const Tensor& mask, double v) { return masked_fill(t, mask, v); })
-      .def("transpose", [](const Tensor& t, int64_t a, int64_t b) { return transpose(t, a, b); })
-      .def("unsqueeze", [](const Tensor& t, int64_t d) { return unsqueeze(t, d); })
-      .def("squeeze", [](const Tensor& t, std::optional<int64_t> d) { return squeeze(t, d); }, py::arg("dim") = py::none());
+      .def("transpose", [](const Tensor& t, py::handle a, py::handle b) {
+        return transpose(t, dim_arg(a, "transpose"), dim_arg(b, "transpose"));
+      }, py::arg("dim0"), py::arg("dim1"))
+      .def("unsqueeze", [](const Tensor& t, py::handle d) { return unsqueeze(t, dim_arg(d, "unsqueeze")); }, py::arg("dim"))
+      .def("squeeze", [](const Tensor& t, py::handle d) {
+        return squeeze(t, d.is_none() ? std::nullopt : std::optional<int64_t>(dim_arg(d, "squeeze")));
+      }, py::arg("dim") = py::none());
 }
 
 }  // namespace cgad::bind

@@ -18,6 +18,7 @@ DType Tensor::dtype() const { return impl_->dtype; }
 Device Tensor::device() const { return impl_->storage->device(); }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // no element is ever addressed, as torch
   int64_t expected = 1;
   for (int64_t i = dim() - 1; i >= 0; --i) {
     if (impl_->shape[i] == 1) continue;

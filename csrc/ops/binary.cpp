@@ -21,6 +21,20 @@ const char* bin_name(BinOp op) {
   return "?";
 }
 
+// Integer powers as torch computes them: by squaring, wrapping on overflow; a negative exponent
+// gives 1 for 1, +-1 for -1 and 0 otherwise (casting std::pow's double back is UB out of range).
+template <typename T>
+T ipow(T base, T exp) {
+  if (exp < 0) return base == 1 ? T(1) : base == -1 ? T(exp % 2 ? -1 : 1) : T(0);
+  using U = std::make_unsigned_t<T>;
+  U r = 1, b = U(base);
+  for (U e = U(exp); e; e >>= 1) {
+    if (e & 1) r *= b;
+    b *= b;
+  }
+  return T(r);
+}
+
 template <typename T>
 T apply(BinOp op, T x, T y) {
   if constexpr (std::is_same_v<T, bool>) {
@@ -35,7 +49,9 @@ T apply(BinOp op, T x, T y) {
       case BinOp::Sub: return x - y;
       case BinOp::Mul: return x * y;
       case BinOp::Div: return x / y;
-      case BinOp::Pow: return static_cast<T>(std::pow(static_cast<double>(x), static_cast<double>(y)));
+      case BinOp::Pow:
+        if constexpr (std::is_integral_v<T>) return ipow(x, y);
+        else return static_cast<T>(std::pow(static_cast<double>(x), static_cast<double>(y)));
     }
   }
   return x;
@@ -103,7 +119,7 @@ struct BinaryBackward : Node {
       case BinOp::Pow:
         // d(a^b)/da = b * a^(b-1);  d(a^b)/db = a^b * log(a)
         if (na) ga = mul(g, mul(b, cgad::pow(a, sub(b, full({}, 1.0, b.dtype())))));
-        if (nb) gb = mul(g, mul(out, cgad::log(a)));
+        if (nb) gb = mul(g, mul(out, cgad::log(cast(a, g.dtype()))));  // log of an int base in the result dtype
         break;
     }
     if (ga.defined()) ga = reduce_grad(ga, input_shapes[0], a_dtype);

@@ -145,6 +145,7 @@ Tensor tril(const Tensor& t, int64_t diagonal) {
   if (t.dim() < 2) throw ValueError(str("tril: expected a tensor with at least 2 dims, got shape ", shape_str(t.shape())));
   Tensor out = clone(t.detach());
   const int64_t R = t.size(-2), C = t.size(-1), batch = R * C == 0 ? 0 : out.numel() / (R * C);
+  diagonal = std::clamp<int64_t>(diagonal, -R - 1, C);  // beyond these every element is dropped or kept
   dispatch_all(t.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* p = out.data<T>();

@@ -98,7 +98,7 @@ struct LayerNormBackward : Node {
   }
   std::vector<Tensor> backward(const Tensor& g_in) override {
     Tensor g = contiguous_data(g_in);
-    const int64_t N = mean.numel(), C = N ? x.numel() / N : 0;
+    const int64_t N = mean.numel(), C = numel_of(wshape);  // not x.numel() / N: N may be 0
     Tensor dx = needs_grad(0) ? empty(x_shape, x.dtype()) : Tensor();
     Tensor dw = needs_grad(1) ? empty(wshape, x.dtype()) : Tensor();
     Tensor db = needs_grad(2) ? empty(wshape, x.dtype()) : Tensor();

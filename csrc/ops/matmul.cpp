@@ -106,8 +106,8 @@ struct MatmulBackward : Node {
     if (needs_grad(0)) ga = sum_to(matmul_nd(g, transpose(b, -1, -2)), input_shapes[0]);
     if (needs_grad(1)) {
       if (fold) {  // fold the batch: (K, B*M) @ (B*M, N)
-        const int64_t K = a.size(-1), N = g.size(-1);
-        Tensor a2 = reshape(a, {-1, K}), g2 = reshape(g, {-1, N});
+        const int64_t K = a.size(-1), N = g.size(-1), rows = numel_of(Shape(a.shape().begin(), a.shape().end() - 1));
+        Tensor a2 = reshape(a, {rows, K}), g2 = reshape(g, {rows, N});  // not -1: K or N may be 0
         gb = matmul_nd(transpose(a2, 0, 1), g2);
       } else {
         gb = sum_to(matmul_nd(transpose(a, -1, -2), g), input_shapes[1]);
@@ -134,7 +134,7 @@ struct LinearBackward : Node {
   std::vector<Tensor> backward(const Tensor& g_in) override {
     const int64_t out_f = w.size(0), in_f = w.size(1);
     Tensor g = contiguous_data(g_in);
-    const int64_t rows = g.numel() / std::max<int64_t>(out_f, 1);
+    const int64_t rows = numel_of(Shape(g.shape().begin(), g.shape().end() - 1));
     Tensor gx, gw, gb;
     dispatch_float(w.dtype(), "linear backward", [&](auto tag) {
       using T = typename decltype(tag)::type;
@@ -187,7 +187,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   Shape oshape = x.shape();
   oshape.back() = out_f;
   Tensor out = empty(oshape, x.dtype(), x.device());
-  const int64_t rows = x.numel() / std::max<int64_t>(in_f, 1);
+  const int64_t rows = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));
   dispatch_float(x.dtype(), "linear", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* po = out.data<T>();

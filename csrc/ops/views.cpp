@@ -89,7 +89,7 @@ bool view_strides(const Tensor& t, const Shape& shape, Shape& out) {
   const Shape& os = t.shape();
   const Shape& ost = t.strides();
   out.assign(shape.size(), 0);
-  if (t.numel() == 0) { out = contiguous_strides(shape); return true; }
+  if (t.numel() == 0 || t.dim() == 0) { out = contiguous_strides(shape); return true; }
   int64_t view_d = int64_t(shape.size()) - 1;
   int64_t chunk_base_stride = ost.empty() ? 1 : ost.back();
   int64_t tensor_numel = 1, view_numel = 1;
@@ -221,14 +221,14 @@ Tensor slice(const Tensor& t, int64_t dim, int64_t start, int64_t stop, int64_t 
   start = clampi(start);
   stop = std::max(clampi(stop), start);
   Shape shape = t.shape(), strides = t.strides();
-  shape[d] = (stop - start + step - 1) / step;
-  strides[d] *= step;
+  shape[d] = stop > start ? (stop - start - 1) / step + 1 : 0;  // no overflow for a huge step
+  if (shape[d] > 1) strides[d] *= step;
   const int64_t rel = start * t.strides()[d];
   Tensor out = make_view(t, shape, strides, t.impl()->offset + rel);
   if (auto node = record<SubviewBackward>(out, {&t})) {
     Shape cst = contiguous_strides(t.shape());
     node->strides = cst;
-    node->strides[d] *= step;
+    if (shape[d] > 1) node->strides[d] *= step;
     node->offset = start * cst[d];
     node->dtype = t.dtype();
   }

@@ -1,5 +1,6 @@
 """Tensor creation: cgad.tensor, zeros/ones/empty/full/randn/rand, arange, and the list-taking ops."""
 import builtins
+import math
 import numbers
 
 import numpy as np
@@ -72,6 +73,8 @@ def _shape(args, op):
             raise TypeError(f"{op}: sizes must be ints, got {d!r} of type {type(d).__name__}")
         if d < 0:
             raise ValueError(f"{op}: negative dimension {d} in size {tuple(args)}")
+        if d >= 2**63:
+            raise ValueError(f"{op}: dimension {d} in size {tuple(args)} is too large")
         shape.append(int(d))
     return shape
 
@@ -102,7 +105,19 @@ def full(size, fill_value, dtype=None, device="cpu", requires_grad=False):
     if dtype is None:
         dtype = (_C.dtype.bool if isinstance(fill_value, builtins.bool)
                  else _C.dtype.int64 if isinstance(fill_value, numbers.Integral) else _C.dtype.float32)
+    _check_fits(fill_value, _C.dtype_of(dtype), "full")
     return _created(_C.full(_shape((size,), "full"), float(fill_value), dtype, "cpu"), device, requires_grad)
+
+
+_INT_RANGE = {_C.dtype.int32: (-2**31, 2**31), _C.dtype.int64: (-2**63, 2**63)}
+
+
+def _check_fits(value, dtype, op):
+    """ValueError for a value an integer dtype cannot hold (NaN, inf, out of range), as torch."""
+    if dtype in _INT_RANGE:
+        lo, hi = _INT_RANGE[dtype]
+        if not (isinstance(value, numbers.Integral) or math.isfinite(value)) or not lo - 1 < value < hi:
+            raise ValueError(f"{op}: value {value!r} cannot be converted to {dtype!r} without overflow")
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -146,7 +161,9 @@ def _check_tensor(t, op, name="input"):
 def tril(t, diagonal=0):
     """The lower triangle of the last two dims (elements above `diagonal` set to zero)."""
     _check_tensor(t, "tril")
-    return _C.tril(t, int(diagonal))
+    if isinstance(diagonal, builtins.bool) or not isinstance(diagonal, numbers.Integral):
+        raise TypeError(f"tril: diagonal must be an int, got {diagonal!r}")
+    return _C.tril(t, max(-2**63, min(2**63 - 1, int(diagonal))))  # beyond int64 keeps or drops all
 
 
 def multinomial(probs, num_samples, replacement=False):
@@ -165,14 +182,22 @@ def _tensor_list(ts, op):
     return list(ts)
 
 
+def _dim(dim, op):
+    if isinstance(dim, builtins.bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    if not -2**63 <= dim < 2**63:
+        raise IndexError(f"{op}: dim {dim} is out of range")
+    return int(dim)
+
+
 def cat(tensors, dim=0):
     """Concatenates tensors along an existing dim."""
-    return _C.cat(_tensor_list(tensors, "cat"), int(dim))
+    return _C.cat(_tensor_list(tensors, "cat"), _dim(dim, "cat"))
 
 
 def stack(tensors, dim=0):
     """Stacks same-shaped tensors along a new dim."""
-    return _C.stack(_tensor_list(tensors, "stack"), int(dim))
+    return _C.stack(_tensor_list(tensors, "stack"), _dim(dim, "stack"))
 
 
 def where(condition, input, other):

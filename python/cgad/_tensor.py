@@ -21,14 +21,14 @@ def _method(fn):
     return fn
 
 
-def _sizes(args, op):
+def _sizes(args, op, name="size"):
     """reshape(2, -1) or reshape((2, -1)): ints, -1 allowed (checked in C++)."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
     for d in args:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral):
-            raise TypeError(f"{op}: sizes must be ints, got {d!r} of type {type(d).__name__}")
-    return [int(d) for d in args]
+            raise TypeError(f"{op}: {name}s must be ints, got {d!r} of type {type(d).__name__}")
+    return [_in_int64(int(d), op, name) for d in args]
 
 
 def _dims(dim, op):
@@ -42,10 +42,20 @@ def _dims(dim, op):
     return [_int(dim, op, "dim")]
 
 
-def _int(v, op, name):
+def _int(v, op, name, bounded=True):
+    """An int argument: TypeError for other types; with `bounded`, one beyond int64 is out of range
+    (IndexError for a dim, ValueError for a size)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{op}: {name} must be an int, got {v!r} of type {type(v).__name__}")
-    return int(v)
+    return _in_int64(int(v), op, name) if bounded else int(v)
+
+
+def _in_int64(v, op, name):
+    if -2**63 <= v < 2**63:
+        return v
+    if name == "dim":
+        raise IndexError(f"{op}: dim {v} is out of range")
+    raise ValueError(f"{op}: {name} {v} is out of range")
 
 
 @_method
@@ -63,7 +73,7 @@ def _view(self, *shape):
 @_method
 def _permute(self, *dims):
     """The dims reordered."""
-    return _C.permute(self, _sizes(dims, "permute"))
+    return _C.permute(self, _sizes(dims, "permute", "dim"))
 
 
 @_method
@@ -116,11 +126,13 @@ def _topk(self, k, dim=-1):
 def _split(self, split_size_or_sections, dim=0):
     """Pieces of split_size along dim (the last may be smaller), or of the listed sizes."""
     dim = _int(dim, "split", "dim")
+    if self.ndim == 0:
+        raise IndexError("split: expected a tensor with at least 1 dim, got a 0-d tensor")
     n = self.shape[_C.wrap_dim(dim, self.ndim, "split")]
     if isinstance(split_size_or_sections, (list, tuple)):
         sizes = [_int(s, "split", "section size") for s in split_size_or_sections]
     else:
-        size = _int(split_size_or_sections, "split", "split_size")
+        size = _int(split_size_or_sections, "split", "split_size", bounded=False)
         if size <= 0:
             raise ValueError(f"split: split_size must be positive, got {size}")
         sizes = [size] * (n // size) + ([n % size] if n % size else [])
@@ -132,11 +144,16 @@ def _split(self, split_size_or_sections, dim=0):
 @_method
 def _chunk(self, chunks, dim=0):
     """`chunks` pieces of equal size along dim (the last may be smaller), as torch.chunk."""
-    chunks = _int(chunks, "chunk", "chunks")
+    chunks = _int(chunks, "chunk", "chunks", bounded=False)
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-    n = self.shape[_C.wrap_dim(_int(dim, "chunk", "dim"), self.ndim, "chunk")]
-    return self.split(max(1, -(-n // chunks)), dim)
+    dim = _int(dim, "chunk", "dim")
+    if self.ndim == 0:
+        raise IndexError("chunk: expected a tensor with at least 1 dim, got a 0-d tensor")
+    n = self.shape[_C.wrap_dim(dim, self.ndim, "chunk")]
+    if n == 0:  # torch: `chunks` empty pieces
+        return self.split([0] * chunks, dim)
+    return self.split(-(-n // chunks), dim)
 
 
 @_method

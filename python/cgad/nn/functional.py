@@ -54,6 +54,8 @@ def gelu(x, approximate="none"):
 def _dim(dim, op):
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
         raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    if not -2**63 <= dim < 2**63:
+        raise IndexError(f"{op}: dim {dim} is out of range")
     return int(dim)
 
 
