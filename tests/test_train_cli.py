@@ -144,13 +144,15 @@ def _records(out):
 
 
 def _writing(out, pid=None):
-    """Whether a checkpoint write (by process `pid`, or any) is under way or was cut short."""
-    return any((n.startswith(".tmp-") and (pid is None or n.endswith(f"-{pid}"))) or
-               n == "latest.tmp" for n in os.listdir(out))
+    """Whether a checkpoint write is under way or was cut short: by process `pid` (its temporary
+    checkpoint folder), or by any process (also the `latest.tmp` of its last phase)."""
+    if pid is not None:
+        return any(n.startswith(".tmp-") and n.endswith(f"-{pid}") for n in os.listdir(out))
+    return any(n.startswith(".tmp-") or n == "latest.tmp" for n in os.listdir(out))
 
 
 def test_kill_9_at_random_moments_then_resume_matches_uninterrupted_run(tmp_path, text_file):
-    steps = max(30, 4 * KILL_TRIALS)  # enough work left for every trial to interrupt
+    steps = 6 * KILL_TRIALS  # enough work left for every trial to interrupt
     args = ["--data", text_file, "--tokenizer", "char", "--max-steps", str(steps),
             "--val-every", "6", "--ckpt-every", "2", "--threads", "1", *SMALL]
     out_a, out_b = str(tmp_path / "a"), str(tmp_path / "b")
@@ -174,10 +176,10 @@ def test_kill_9_at_random_moments_then_resume_matches_uninterrupted_run(tmp_path
         # write (seen as its temporary folder), at a random offset into it
         while proc.poll() is None and time.time() < deadline:
             if trial % 2 == 0 and "\nstep " in open(log_path).read():
-                time.sleep(rng.uniform(0.0, 1.0))
+                time.sleep(rng.uniform(0.0, 0.6))
                 break
-            if trial % 2 == 1 and os.path.isdir(out_b) and _writing(out_b):
-                time.sleep(rng.uniform(0.0, 0.12))
+            if trial % 2 == 1 and os.path.isdir(out_b) and _writing(out_b, proc.pid):
+                time.sleep(rng.uniform(0.0, 0.1))
                 break
             time.sleep(0.002)
         if proc.poll() is not None:  # finished before the moment came
@@ -189,7 +191,7 @@ def test_kill_9_at_random_moments_then_resume_matches_uninterrupted_run(tmp_path
         in_write += _writing(out_b, proc.pid)
         if os.path.isfile(os.path.join(out_b, "latest")):  # a complete checkpoint, always
             checkpoint.read_checkpoint(out_b)
-    assert kills >= KILL_TRIALS - 2 and in_write >= KILL_TRIALS // 4, (kills, in_write)
+    assert kills >= KILL_TRIALS - 2 and in_write >= max(1, KILL_TRIALS // 8), (kills, in_write)
     while True:  # then --resume until done, as a user would
         proc = run("gpt2.py", "--resume", "--out", out_b, check=False)
         resumes += 1
