@@ -53,6 +53,18 @@ def weighted_sum(y, seed=0):
     return (y * cgad.tensor(w, dtype=y.dtype)).sum()
 
 
+# The sanitizer stage of .ci/run runs `-m sanitize` against an ASan+UBSan build of _C: every test
+# but the command-line runs (minutes of subprocesses under ASan), the memory figures (ASan's own
+# quarantine grows the RSS) and the source scan (no C++ in it).
+NOT_SANITIZED = {"test_train_cli", "test_memory_flat", "test_no_pickle"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] not in NOT_SANITIZED:
+            item.add_marker(pytest.mark.sanitize)
+
+
 @pytest.fixture
 def torch():
     return pytest.importorskip("torch")

@@ -1,5 +1,5 @@
 """Run-folder checkpoints: layout, round trips (arrays, a tied GPT, AdamW state), pruning,
-corruption caught with the file named, and a writer killed at random moments."""
+corruption of every file caught with the file named, and a writer killed at random moments."""
 import os
 import signal
 import subprocess
@@ -50,21 +50,46 @@ def _corrupt(path, how):
     data = bytearray(open(path, "rb").read())
     if how == "flip":
         data[len(data) // 2] ^= 0xFF
-    else:
+    elif how == "truncate":
         data = data[: len(data) // 2]
+    elif how == "drop-last-byte":
+        data = data[:-1]
+    elif how == "empty":
+        data = b""
+    elif how == "garbage":
+        data = bytes(np.random.default_rng(len(data)).integers(0, 256, len(data), np.uint8))
+    elif how == "edit":  # still valid JSON, one value changed
+        data = data.replace(b'"note": 5', b'"note": 6')
     open(path, "wb").write(bytes(data))
 
 
-@pytest.mark.parametrize("fname,how", [("model.safetensors", "flip"),
-                                       ("optim.safetensors", "truncate"),
-                                       ("state.json", "truncate")])
+CORRUPTIONS = [(f, how) for f in ("model.safetensors", "optim.safetensors", "state.json")
+               for how in ("flip", "truncate", "drop-last-byte", "empty", "garbage")]
+CORRUPTIONS += [("state.json", "edit")]
+CORRUPTIONS += [("latest", how) for how in ("flip", "truncate", "drop-last-byte", "empty",
+                                            "garbage")]
+
+
+@pytest.mark.parametrize("fname,how", CORRUPTIONS)
 def test_corruption_raises_value_error_naming_the_file(tmp_path, fname, how):
     model, optim = arrays(0)
-    path = checkpoint.write_checkpoint(str(tmp_path), 5, model, optim, {})
-    _corrupt(os.path.join(path, fname), how)
-    with pytest.raises(ValueError) as e:
+    path = checkpoint.write_checkpoint(str(tmp_path), 5, model, optim, {"note": 5})
+    damaged = os.path.join(str(tmp_path) if fname == "latest" else path, fname)
+    _corrupt(damaged, how)
+    for source in (str(tmp_path), path):  # through `latest`, and the folder itself
+        if fname == "latest" and source == path:
+            continue
+        with pytest.raises(ValueError) as e:
+            checkpoint.read_checkpoint(source)
+        assert damaged in str(e.value)
+
+
+def test_latest_naming_a_missing_checkpoint_names_the_file(tmp_path):
+    model, optim = arrays(0)
+    checkpoint.write_checkpoint(str(tmp_path), 5, model, optim, {})
+    open(tmp_path / "latest", "w").write("ckpt-7\n")
+    with pytest.raises(FileNotFoundError, match=r"latest names ckpt-7"):
         checkpoint.read_checkpoint(str(tmp_path))
-    assert os.path.join(path, fname) in str(e.value)
 
 
 def test_missing_things(tmp_path):

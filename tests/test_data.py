@@ -49,6 +49,32 @@ def test_bad_shards_name_the_file(tmp_path):
         DataLoaderLite(2, 4, str(tmp_path / "nothing_*.bin"))
 
 
+@pytest.mark.parametrize("damage", ["version", "count-up", "count-down", "trailing", "body"])
+def test_damaged_shards_name_the_file(tmp_path, damage):
+    path = _shard(tmp_path, "d.bin", np.arange(200) % 50)
+    raw = bytearray(open(path, "rb").read())
+    header = np.frombuffer(raw[:1024], dtype=np.int32).copy()
+    if damage == "version":
+        header[1] = 7
+    elif damage == "count-up":
+        header[2] += 1
+    elif damage == "count-down":
+        header[2] -= 3
+    elif damage == "trailing":
+        raw += b"\x00"
+    elif damage == "body":  # a flipped high byte: a token id no 50-token vocabulary has
+        raw[1024 + 2 * 123 + 1] ^= 0xFF
+    raw[:1024] = header.tobytes()
+    open(path, "wb").write(bytes(raw))
+    with pytest.raises(ValueError) as e:
+        loader = DataLoaderLite(4, 8, path, vocab_size=50)
+        for _ in range(200 // 32 + 1):
+            loader.next_batch()
+    assert path in str(e.value)
+    if damage == "body":
+        assert "token 123 has id" in str(e.value) and "vocab_size 50" in str(e.value)
+
+
 def test_too_short_shard_names_the_file(tmp_path):
     path = _shard(tmp_path, "short.bin", np.arange(16))
     with pytest.raises(ValueError, match="too short") as e:

@@ -1,15 +1,21 @@
 """The command lines, run as a user runs them: train/gpt2.py (log format, falling loss, run
-folder, --check, an exact --resume after a kill), train/prepare_data.py and train/sample.py."""
+folder, --check, an exact --resume after a kill and after repeated kill -9 at random moments, a
+damaged run folder, --on-nan), train/prepare_data.py and train/sample.py."""
 import json
 import os
+import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 import cgad
+from cgad import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # children import the same cgad as this process (installed, or an in-tree build)
@@ -49,7 +55,7 @@ def test_help_lists_every_flag():
                  "--total-batch-size", "--max-steps", "--lr", "--min-lr", "--warmup-steps",
                  "--weight-decay", "--grad-clip", "--val-every", "--val-steps", "--ckpt-every",
                  "--sample-every", "--prompt", "--num-samples", "--out", "--resume", "--seed",
-                 "--device", "--threads", "--check"):
+                 "--device", "--threads", "--check", "--on-nan"):
         assert re.search(rf"(^|\s){re.escape(flag)}[\s,]", out), flag
 
 
@@ -112,6 +118,138 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, text_file):
     got = _steps(resumed)
     assert min(got) in (8, 16) and max(got) == 23
     assert all(got[s] == full[s] for s in got)  # losses, lr and norms to the printed digit
+
+
+# Runs train/gpt2.py with every fsync of a checkpoint write slowed down, so that writing takes
+# most of a run's time and kills at random moments land inside writes.
+SLOW_WRITES = """
+import os, runpy, sys, time
+from cgad import checkpoint
+fsync = checkpoint._fsync_path
+def slow_fsync(*args, **kwargs):
+    time.sleep(0.02)
+    fsync(*args, **kwargs)
+checkpoint._fsync_path = slow_fsync
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+KILL_TRIALS = int(os.environ.get("CGAD_TEST_KILL_TRIALS", "8"))  # more for a longer soak
+
+
+def _records(out):
+    """metrics.jsonl without its timings: every step's loss, lr and norm, every val loss."""
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        return [{k: v for k, v in json.loads(x).items() if k not in ("dt_ms", "tok_per_sec")}
+                for x in f]
+
+
+def _writing(out, pid=None):
+    """Whether a checkpoint write is under way or was cut short: by process `pid` (its temporary
+    checkpoint folder), or by any process (also the `latest.tmp` of its last phase)."""
+    if pid is not None:
+        return any(n.startswith(".tmp-") and n.endswith(f"-{pid}") for n in os.listdir(out))
+    return any(n.startswith(".tmp-") or n == "latest.tmp" for n in os.listdir(out))
+
+
+def test_kill_9_at_random_moments_then_resume_matches_uninterrupted_run(tmp_path, text_file):
+    steps = 6 * KILL_TRIALS  # enough work left for every trial to interrupt
+    args = ["--data", text_file, "--tokenizer", "char", "--max-steps", str(steps),
+            "--val-every", "6", "--ckpt-every", "2", "--threads", "1", *SMALL]
+    out_a, out_b = str(tmp_path / "a"), str(tmp_path / "b")
+    run("gpt2.py", *args, "--out", out_a)
+    expected = _records(out_a)
+    assert [r["step"] for r in expected if "loss" in r] == list(range(steps))
+
+    rng = random.Random(1234)
+    kills = in_write = 0
+    log_path = str(tmp_path / "log.txt")
+    resumes = 0
+    for trial in range(KILL_TRIALS):
+        resume = os.path.isfile(os.path.join(out_b, "latest"))
+        resumes += resume
+        cmd = [sys.executable, "-c", SLOW_WRITES, os.path.join(ROOT, "train", "gpt2.py"), *args,
+               "--out", out_b, *(["--resume"] if resume else [])]
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env())
+        deadline = time.time() + 120
+        # even trials: a random moment after the first logged step; odd: inside a checkpoint
+        # write (seen as its temporary folder), at a random offset into it
+        while proc.poll() is None and time.time() < deadline:
+            if trial % 2 == 0 and "\nstep " in open(log_path).read():
+                time.sleep(rng.uniform(0.0, 0.6))
+                break
+            if trial % 2 == 1 and os.path.isdir(out_b) and _writing(out_b, proc.pid):
+                time.sleep(rng.uniform(0.0, 0.1))
+                break
+            time.sleep(0.002)
+        if proc.poll() is not None:  # finished before the moment came
+            assert proc.returncode == 0, open(log_path).read()
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        in_write += _writing(out_b, proc.pid)
+        if os.path.isfile(os.path.join(out_b, "latest")):  # a complete checkpoint, always
+            checkpoint.read_checkpoint(out_b)
+    assert kills >= KILL_TRIALS - 2 and in_write >= max(1, KILL_TRIALS // 8), (kills, in_write)
+    while True:  # then --resume until done, as a user would
+        proc = run("gpt2.py", "--resume", "--out", out_b, check=False)
+        resumes += 1
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        if "final validation loss" in proc.stdout:
+            break
+    assert _records(out_b) == expected  # every step's loss, lr, norm and val loss, exactly
+    final_a, final_b = checkpoint.read_checkpoint(out_a)[0], checkpoint.read_checkpoint(out_b)[0]
+    assert all(np.array_equal(final_a[k], final_b[k]) for k in final_a)
+    assert not _writing(out_b)  # killed writers' leftovers were pruned by later checkpoints
+    print(f"{kills} kills ({in_write} inside a checkpoint write), {resumes} resumes: "
+          f"all {len(expected)} records equal the uninterrupted run's")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, text_file):
+    out = str(tmp_path_factory.mktemp("finished") / "run")
+    run("gpt2.py", "--data", text_file, "--tokenizer", "char", "--max-steps", "2",
+        "--val-every", "2", "--out", out, *SMALL)
+    return out
+
+
+@pytest.mark.parametrize("fname", ["model.safetensors", "optim.safetensors", "state.json",
+                                   "latest", "config.json"])
+def test_resume_from_a_damaged_run_folder_is_a_clean_error(tmp_path, finished_run, fname):
+    out = str(tmp_path / "run")
+    shutil.copytree(finished_run, out)
+    path = os.path.join(out, fname if fname in ("latest", "config.json") else "ckpt-2/" + fname)
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+    proc = run("gpt2.py", "--resume", "--out", out, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"error: {path}: ")
+
+
+def test_on_nan_stop_and_skip(tmp_path, text_file):
+    # lr 1e30: step 0 is finite and makes the weights huge, step 1's loss is NaN
+    args = ["--data", text_file, "--tokenizer", "char", "--max-steps", "5", "--val-every", "5",
+            "--ckpt-every", "1", "--lr", "1e30", *SMALL]
+    out = str(tmp_path / "stop")
+    proc = run("gpt2.py", *args, "--out", out, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: step 1: non-finite loss nan")
+    assert "ckpt-1" in proc.stderr and open(os.path.join(out, "latest")).read() == "ckpt-1\n"
+    assert sorted(n for n in os.listdir(out) if n.startswith("ckpt-")) == ["ckpt-1"]
+    model_t = checkpoint.read_checkpoint(out)[0]
+    assert all(np.all(np.isfinite(a)) for a in model_t.values())
+
+    out = str(tmp_path / "skip")
+    proc = run("gpt2.py", *args, "--on-nan", "skip", "--out", out,
+               "--max-new-tokens", "0")  # this model's closing sample could only be NaN
+    warnings = [x for x in proc.stdout.splitlines() if x.startswith("warning: step")]
+    assert [int(x.split()[2].rstrip(":")) for x in warnings] == [1, 2, 3, 4]
+    assert all("skipped this update" in x for x in warnings)
+    assert open(os.path.join(out, "latest")).read() == "ckpt-5\n"
+    final = checkpoint.read_checkpoint(out)[0]  # the skipped steps left the weights alone
+    assert all(np.array_equal(final[k], model_t[k]) for k in final)
+    assert json.load(open(os.path.join(out, "config.json")))["args"]["on_nan"] == "skip"
 
 
 def test_prepare_data_then_train_on_shards(tmp_path):

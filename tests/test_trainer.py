@@ -1,5 +1,5 @@
-"""Trainer: log format, callbacks, the lr schedule, gradient accumulation, metrics.jsonl, and a
-resume whose every later loss equals the uninterrupted run's."""
+"""Trainer: log format, callbacks, the lr schedule, gradient accumulation, metrics.jsonl, a
+resume whose every later loss equals the uninterrupted run's, and non-finite losses (on_nan)."""
 import json
 import math
 import os
@@ -12,7 +12,7 @@ import cgad
 from cgad.data import DataLoaderLite, write_shard
 from cgad.lr import warmup_cosine
 from cgad.models.gpt import GPT, GPTConfig
-from cgad.trainer import Trainer
+from cgad.trainer import NonFiniteError, Trainer
 
 STEP_RE = re.compile(r"^step +\d+ \| loss: \d+\.\d{6} \| lr \d\.\d{4}e[-+]\d\d \| "
                      r"norm: \d+\.\d{4} \| dt: \d+\.\d{2}ms \| tok/sec: \d+\.\d{2}$")
@@ -145,3 +145,91 @@ def test_sampling_does_not_disturb_training(shards):
 def test_bad_arguments(shards):
     with pytest.raises(ValueError, match="out_dir"):
         make_trainer(shards, ckpt_every=2)
+
+
+def poison(trainer, nan_loss_at=(), inf_norm_at=()):
+    """Makes the training loss NaN, or (with a finite loss) the gradient norm infinite, at the
+    given steps: a stand-in for a diverging run."""
+    forward = trainer.model.forward
+    w = trainer.model.transformer.ln_f.weight
+
+    def poisoned(idx, targets=None):
+        logits, loss = forward(idx, targets)
+        if targets is not None and trainer.model.training:
+            if trainer.step in nan_loss_at:
+                loss = loss * float("nan")
+            if trainer.step in inf_norm_at:  # sqrt'(0) = inf: the value stays, the grad blows up
+                loss = loss + (w - w.detach()).sqrt().sum()
+        return logits, loss
+
+    trainer.model.forward = poisoned
+
+
+def params_of(model):
+    return {n: p.numpy().copy() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("how", ["nan_loss_at", "inf_norm_at"])
+def test_non_finite_step_stops_naming_it_and_keeps_the_last_good_checkpoint(shards, tmp_path, how):
+    out = tmp_path / "run"
+    trainer, lines = make_trainer(shards, str(out), max_steps=8, ckpt_every=2)
+    poison(trainer, **{how: {5}})
+    before = {}
+    trainer.add_callback("on_step_end", lambda t, info: before.update(params_of(t.model)))
+    with pytest.raises(NonFiniteError, match=r"^step 5: non-finite loss") as e:
+        trainer.run()
+    assert str(out / "ckpt-4") in str(e.value)
+    assert open(out / "latest").read() == "ckpt-4\n" and not (out / "ckpt-6").exists()
+    after = params_of(trainer.model)  # no optimizer step was taken with the poisoned grads
+    assert all(np.array_equal(before[n], after[n]) for n in before)
+    records = [json.loads(x) for x in open(out / "metrics.jsonl")]  # strict JSON: no NaN
+    assert records[-1]["step"] == 5 and records[-1]["skipped"] is True
+    assert (records[-1]["loss"] is None) == (how == "nan_loss_at") and records[-1]["norm"] is None
+    assert lines[-1].startswith("step     5 | loss: ")
+
+    resumed, _ = make_trainer(shards, str(out), max_steps=8, ckpt_every=2)
+    assert resumed.load_checkpoint()["step"] == 4
+    assert math.isfinite(resumed.run()["loss"])
+
+
+def test_skip_drops_the_update_warns_and_goes_on(shards, tmp_path):
+    trainer, lines = make_trainer(shards, str(tmp_path), max_steps=8, ckpt_every=4,
+                                  on_nan="skip")
+    poison(trainer, nan_loss_at={3}, inf_norm_at={5})
+    snapshots, infos = {}, []
+
+    def watch(t, info):
+        snapshots[info["step"]] = params_of(t.model)
+        infos.append(info)
+
+    trainer.add_callback("on_step_end", watch)
+    metrics = trainer.run()
+    for skipped in (3, 5):
+        assert all(np.array_equal(snapshots[skipped - 1][n], snapshots[skipped][n])
+                   for n in snapshots[skipped])
+    assert not all(np.array_equal(snapshots[1][n], snapshots[2][n]) for n in snapshots[2])
+    warnings = [x for x in lines if x.startswith("warning:")]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("warning: step 3: non-finite loss nan")
+    assert warnings[1].startswith("warning: step 5: non-finite loss") and "norm inf" in warnings[1]
+    assert [i["step"] for i in infos if i.get("skipped")] == [3, 5]
+    assert math.isfinite(metrics["loss"]) and metrics["step"] == 7
+    assert {"ckpt-4", "ckpt-8", "latest"} <= set(os.listdir(tmp_path))
+
+
+def test_a_checkpoint_of_non_finite_parameters_is_refused(shards, tmp_path):
+    trainer, _ = make_trainer(shards, str(tmp_path), max_steps=8, ckpt_every=2)
+
+    def corrupt(t, info):
+        if info["step"] == 3:  # after the step's finite-loss check, before ckpt-4 is written
+            t.model.transformer.h[0].mlp.c_fc.bias.fill_(float("inf"))
+
+    trainer.add_callback("on_step_end", corrupt)
+    with pytest.raises(NonFiniteError, match="step 4: parameter transformer.h.0.mlp.c_fc.bias"):
+        trainer.run()
+    assert open(tmp_path / "latest").read() == "ckpt-2\n"
+
+
+def test_on_nan_must_be_stop_or_skip(shards):
+    with pytest.raises(ValueError, match="on_nan"):
+        make_trainer(shards, on_nan="ignore")

@@ -17,7 +17,7 @@ from cgad.lr import warmup_cosine
 from cgad.models.gpt import GPT, GPTConfig
 from cgad.sampling import sample_text
 from cgad.tokenizers import get_tokenizer, load_tokenizer_file
-from cgad.trainer import Trainer
+from cgad.trainer import NonFiniteError, Trainer
 
 # -B / -T per preset, sized for a CPU; the GPT-2 sizes use their full context
 DEFAULT_BT = {"tiny": (16, 128), "mini": (8, 256), "gpt2": (4, 1024), "gpt2-medium": (2, 1024),
@@ -71,6 +71,9 @@ def build_parser():
                     "(default out)")
     a("--resume", action="store_true", help="continue the run found in --out from its latest "
                                             "checkpoint; flags not given are the run's own")
+    a("--on-nan", choices=("stop", "skip"),
+      help="a NaN or infinite loss or gradient norm: stop the run naming the step, keeping the "
+           "last good checkpoint, or skip that update with a warning and go on (default stop)")
     a("--seed", type=int, help="random seed for init, data-independent randomness and "
                                "sampling (default 1337)")
     a("--device", help="cpu, cuda or auto: cuda when available (default auto)")
@@ -102,7 +105,7 @@ def resolve_defaults(args, saved=None):
     for key, default in (("weight_decay", 0.1), ("grad_clip", 1.0), ("val_every", 50),
                          ("val_steps", 20), ("sample_every", 0), ("num_samples", 1),
                          ("max_new_tokens", 300), ("out", "out"), ("seed", 1337),
-                         ("device", "auto")):
+                         ("device", "auto"), ("on_nan", "stop")):
         if d[key] is None:
             d[key] = default
     if d["ckpt_every"] is None:
@@ -162,6 +165,29 @@ def clear_run(out, log):
             os.remove(path)
 
 
+def read_run_config(out):
+    """The run folder's config.json; ValueError naming it when it is damaged."""
+    path = os.path.join(out, "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        if not isinstance(config.get("args"), dict):
+            raise ValueError("no 'args' entry")
+    except (ValueError, AttributeError) as e:  # JSONDecodeError and UnicodeDecodeError too
+        raise ValueError(f"{path}: corrupt run config: {e}") from None
+    return config
+
+
+def write_run_config(out, config):
+    """Replace config.json whole (a kill mid-write must not leave --resume a broken file)."""
+    path = os.path.join(out, "config.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + ".tmp", path)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     log = lambda line: print(line, flush=True)  # noqa: E731
@@ -169,8 +195,7 @@ def main(argv=None):
     state = None
     if args.resume:
         state = checkpoint.read_state(checkpoint.resolve_checkpoint(out))
-        with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
-            resolve_defaults(args, json.load(f)["args"])
+        resolve_defaults(args, read_run_config(out)["args"])
         if args.threads is None:
             args.threads = state.get("threads")  # reductions differ across thread counts
     else:
@@ -186,8 +211,9 @@ def main(argv=None):
     config = GPTConfig.preset(args.model, vocab_size=vocab_size)
     model = GPT(config).to(args.device)
     optimizer = model.configure_optimizers(args.weight_decay, args.lr)
-    train_loader = DataLoaderLite(args.B, args.T, train_files)
-    val_loader = DataLoaderLite(args.B, args.T, val_files) if val_files else None
+    train_loader = DataLoaderLite(args.B, args.T, train_files, vocab_size=vocab_size)
+    val_loader = DataLoaderLite(args.B, args.T, val_files, vocab_size=vocab_size) \
+        if val_files else None
     log(f"model: {args.model} ({model.num_parameters() / 1e6:.2f}M parameters, "
         f"{config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide), "
         f"device {args.device}, {cgad.get_num_threads()} thread(s)")
@@ -203,8 +229,7 @@ def main(argv=None):
     run_config = {"args": {k: v for k, v in vars(args).items() if k not in ("resume", "check")},
                   "model": config.to_dict(),
                   "tokenizer": tokenizer.spec() if tokenizer is not None else None}
-    with open(os.path.join(args.out, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(run_config, f, indent=1)
+    write_run_config(args.out, run_config)
 
     def sample_fn(trainer):
         cgad.manual_seed(args.seed + trainer.step)
@@ -222,7 +247,7 @@ def main(argv=None):
         sample_every=args.sample_every or None,
         sample_fn=sample_fn if tokenizer is not None else None,
         extra_state={"model_config": config.to_dict(), "tokenizer": run_config["tokenizer"]},
-        log=log)
+        log=log, on_nan=args.on_nan)
     if state is not None:
         trainer.load_checkpoint(out)
         log(f"resumed {out} at step {trainer.step}")
@@ -237,5 +262,7 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except FileNotFoundError as e:  # a wrong path is a user error, not a crash
+    # a wrong path, a damaged checkpoint, shard or config (the messages name the file), or a
+    # run stopped by a NaN loss: a user's problem to fix, not a crash
+    except (FileNotFoundError, ValueError, NonFiniteError) as e:
         sys.exit(f"error: {e}")

@@ -4,6 +4,25 @@
 #include <cstdlib>
 #include "core/error.h"
 
+// Under AddressSanitizer the cache would hide misuse: a block's slack past the requested size and
+// a released block stay addressable. Poisoning them makes an overflow into the slack or a use
+// after release a report, as with malloc/free.
+#if defined(__SANITIZE_ADDRESS__)  // GCC
+#define CGAD_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)  // clang
+#define CGAD_ASAN 1
+#endif
+#endif
+#ifdef CGAD_ASAN
+#include <sanitizer/asan_interface.h>
+#define CGAD_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define CGAD_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define CGAD_POISON(p, n) ((void)(p), (void)(n))
+#define CGAD_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace cgad {
 
 CpuAllocator& CpuAllocator::instance() {
@@ -56,12 +75,15 @@ void* CpuAllocator::allocate(size_t nbytes) {
   }
   st_.allocated_bytes += int64_t(sz);
   if (st_.allocated_bytes > st_.peak_bytes) st_.peak_bytes = st_.allocated_bytes;
+  CGAD_POISON(p, sz);
+  CGAD_UNPOISON(p, nbytes);
   return p;
 }
 
 void CpuAllocator::release(void* ptr, size_t nbytes) {
   if (!ptr) return;
   size_t sz = round_size(nbytes);
+  CGAD_POISON(ptr, sz);
   std::lock_guard<std::mutex> lk(mu_);
   free_[sz].push_back(ptr);
   st_.cached_bytes += int64_t(sz);
@@ -71,6 +93,7 @@ void CpuAllocator::release(void* ptr, size_t nbytes) {
 void CpuAllocator::free_cached_locked() {
   for (auto& kv : free_) {
     for (void* p : kv.second) {
+      CGAD_UNPOISON(p, kv.first);
       std::free(p);
       st_.os_bytes -= int64_t(kv.first);
       st_.cached_bytes -= int64_t(kv.first);

@@ -1,5 +1,6 @@
 // add, sub, mul, div, pow with broadcasting and type promotion, and their VJPs.
 #include <cmath>
+#include <type_traits>
 #include "autograd/node.h"
 #include "backends/cpu/parallel.h"
 #include "ops/elementwise.h"
@@ -43,15 +44,24 @@ T apply(BinOp op, T x, T y) {
       case BinOp::Mul: return x && y;
       default: return x;  // sub/div/pow on bool are rejected before the kernel
     }
+  } else if constexpr (std::is_integral_v<T>) {
+    // Integers wrap around on overflow, as torch's do; in signed arithmetic that would be
+    // undefined behaviour, in unsigned it is defined.
+    using U = std::make_unsigned_t<T>;
+    switch (op) {
+      case BinOp::Add: return T(U(x) + U(y));
+      case BinOp::Sub: return T(U(x) - U(y));
+      case BinOp::Mul: return T(U(x) * U(y));
+      case BinOp::Div: return x / y;  // not reached: `/` on integers computes in float
+      case BinOp::Pow: return ipow(x, y);
+    }
   } else {
     switch (op) {
       case BinOp::Add: return x + y;
       case BinOp::Sub: return x - y;
       case BinOp::Mul: return x * y;
       case BinOp::Div: return x / y;
-      case BinOp::Pow:
-        if constexpr (std::is_integral_v<T>) return ipow(x, y);
-        else return static_cast<T>(std::pow(static_cast<double>(x), static_cast<double>(y)));
+      case BinOp::Pow: return static_cast<T>(std::pow(static_cast<double>(x), static_cast<double>(y)));
     }
   }
   return x;

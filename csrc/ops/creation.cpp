@@ -79,7 +79,8 @@ Tensor arange(double start, double end, double step, DType dtype) {
   if (!std::isfinite(start) || !std::isfinite(end) || !std::isfinite(step))
     throw ValueError(str("arange: start, end and step must be finite, got ", start, ", ", end, ", ", step));
   if ((end - start) / step > 1e12) throw ValueError(str("arange: too many elements from ", start, " to ", end, " by ", step));
-  int64_t n = std::max<int64_t>(0, int64_t(std::ceil((end - start) / step)));
+  const double count = std::ceil((end - start) / step);  // may be hugely negative: clamp first
+  const int64_t n = count > 0 ? int64_t(count) : 0;
   Tensor out = empty({n}, dtype);
   dispatch_numeric(dtype, "arange", [&](auto tag) {
     using T = typename decltype(tag)::type;

@@ -114,7 +114,8 @@ Tensor sum_impl(const Tensor& t, std::vector<int64_t> dims, bool keepdim, bool i
   Tensor src = leading ? t : cast(p.rows, odt);
   dispatch_numeric(odt, op, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
+    // integer sums wrap around on overflow, as torch's do (unsigned: defined behaviour)
+    using Acc = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
     if (leading) cpu::column_sums<T, Acc>(src.data<T>(), out.data<T>(), p.ncols, p.nrows);
     else sum_rows<T, Acc>(src.data<T>(), p.nrows, p.ncols, out.data<T>());
   });

@@ -1,6 +1,7 @@
 // neg, abs, exp, log, tanh, sqrt, rsqrt and their VJPs. Integer inputs of the transcendental
 // ops compute in float32, as torch does.
 #include <cmath>
+#include <type_traits>
 #include "autograd/node.h"
 #include "ops/elementwise.h"
 
@@ -31,6 +32,15 @@ Tensor unary_forward(const Tensor& a, UnOp op) {
   if (dt == DType::Bool) throw TypeError(str(name, ": not supported for bool tensors"));
   return dispatch_numeric(dt, name, [&](auto tag) -> Tensor {
     using T = typename decltype(tag)::type;
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // -INT_MIN wraps to INT_MIN, as in torch; signed negation would be undefined behaviour
+      using U = std::make_unsigned_t<T>;
+      switch (op) {
+        case UnOp::Neg: return unary_map<T, T>(a, dt, dt, [](T x) { return T(U(0) - U(x)); });
+        case UnOp::Abs: return unary_map<T, T>(a, dt, dt, [](T x) { return x < T(0) ? T(U(0) - U(x)) : x; });
+        default: break;
+      }
+    }
     switch (op) {
       case UnOp::Neg: return unary_map<T, T>(a, dt, dt, [](T x) { return T(-x); });
       case UnOp::Abs: return unary_map<T, T>(a, dt, dt, [](T x) { return x < T(0) ? T(-x) : x; });

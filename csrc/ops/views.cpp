@@ -71,6 +71,8 @@ Shape infer_shape(Shape shape, int64_t numel, const char* op) {
     } else if (shape[i] < 0) {
       throw ValueError(str(op, ": invalid size ", shape[i], " in shape ", shape_str(shape)));
     } else {
+      if (shape[i] != 0 && known > INT64_MAX / shape[i])
+        throw ValueError(str(op, ": shape ", shape_str(shape), " has too many elements"));
       known *= shape[i];
     }
   }

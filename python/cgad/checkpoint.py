@@ -3,8 +3,9 @@
 A checkpoint is written into a temporary folder, every file fsynced, the folder renamed into place,
 and only then is `latest` (a one-line file naming the newest checkpoint) replaced with os.replace;
 older checkpoints are pruned last. A kill at any moment therefore leaves `latest` naming a
-complete checkpoint. state.json records each file's size and sha256, so a damaged file is caught
-at load time with a ValueError naming it. Tensors go through safetensors.numpy: no pickle.
+complete checkpoint. state.json records each file's size and sha256 and a sha256 of its own
+content, and `latest` ends in a newline, so a damaged or truncated file is caught at load time with
+a ValueError naming it. Tensors go through safetensors.numpy: no pickle.
 """
 import hashlib
 import json
@@ -21,6 +22,7 @@ OPTIM_FILE = "optim.safetensors"
 STATE_FILE = "state.json"
 LATEST_FILE = "latest"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)$")
+STATE_HASH_KEY = "state_sha256"
 
 
 def _fsync_path(path, directory=False):
@@ -37,6 +39,12 @@ def _sha256(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _state_digest(state):
+    """sha256 of state.json's content without its own digest, in a canonical JSON form."""
+    body = {k: v for k, v in state.items() if k != STATE_HASH_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _checkpoint_steps(run_dir):
@@ -67,6 +75,7 @@ def write_checkpoint(run_dir, step, model_tensors, optim_tensors, state, keep=2)
         _fsync_path(path)
         files[fname] = {"bytes": os.path.getsize(path), "sha256": _sha256(path)}
     state = dict(state, step=int(step), files=files)
+    state[STATE_HASH_KEY] = _state_digest(state)
     state_path = os.path.join(tmp, STATE_FILE)
     with open(state_path, "w", encoding="utf-8") as f:
         json.dump(state, f, indent=1)
@@ -110,10 +119,13 @@ def latest_checkpoint(run_dir):
     latest = os.path.join(run_dir, LATEST_FILE)
     if not os.path.isfile(latest):
         return None
-    with open(latest, encoding="utf-8") as f:
-        name = f.read().strip()
-    if not _CKPT_RE.match(name):
-        raise ValueError(f"{latest}: does not name a checkpoint folder (got {name!r})")
+    with open(latest, "rb") as f:
+        raw = f.read()
+    name = raw[:-1].decode("ascii", errors="replace")
+    # written whole (os.replace) and newline-terminated: anything else is a damaged file
+    if not raw.endswith(b"\n") or not _CKPT_RE.match(name):
+        raise ValueError(f"{latest}: corrupt or truncated: expected a line 'ckpt-<step>', got "
+                         f"{raw[:64]!r}")
     path = os.path.join(run_dir, name)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{latest} names {name}, which does not exist")
@@ -144,6 +156,9 @@ def read_state(ckpt_dir):
         raise ValueError(f"{path}: corrupt checkpoint state: {e}") from None
     if not isinstance(state, dict) or "step" not in state or "files" not in state:
         raise ValueError(f"{path}: corrupt checkpoint state: missing step or files")
+    if state.get(STATE_HASH_KEY) != _state_digest(state):
+        raise ValueError(f"{path}: corrupt checkpoint state: its content does not match its "
+                         f"{STATE_HASH_KEY}")
     return state
 
 

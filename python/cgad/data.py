@@ -137,15 +137,17 @@ class DataLoaderLite:
 
     Each process reads its own B*T slice of every num_processes*B*T window, so ranks never
     overlap; at the end of a shard it moves to the next one, and after the last wraps around.
+    With vocab_size, a token id outside [0, vocab_size) (a damaged shard, or one made with
+    another tokenizer) raises a ValueError naming the shard instead of reaching the model.
     """
 
-    def __init__(self, B, T, files, process_rank=0, num_processes=1):
+    def __init__(self, B, T, files, process_rank=0, num_processes=1, vocab_size=None):
         if B < 1 or T < 1:
             raise ValueError(f"DataLoaderLite: B and T must be positive, got B={B}, T={T}")
         if not 0 <= process_rank < num_processes:
             raise ValueError(f"DataLoaderLite: process_rank {process_rank} out of range for "
                              f"num_processes {num_processes}")
-        self.B, self.T = B, T
+        self.B, self.T, self.vocab_size = B, T, vocab_size
         self.process_rank, self.num_processes = process_rank, num_processes
         self.files = resolve_files(files)
         need = B * T * num_processes + 1
@@ -170,6 +172,12 @@ class DataLoaderLite:
         B, T = self.B, self.T
         buf = np.asarray(self.tokens[self.current_position:self.current_position + B * T + 1],
                          dtype=np.int64)
+        if self.vocab_size is not None and buf.max() >= self.vocab_size:
+            bad = int(np.argmax(buf >= self.vocab_size))
+            raise ValueError(f"{self.files[self.current_shard]}: token {self.current_position + bad}"
+                             f" has id {buf[bad]}, "
+                             f"out of range for vocab_size {self.vocab_size} (a damaged shard, "
+                             f"or one made with another tokenizer)")
         x = cgad.from_numpy(buf[:-1].reshape(B, T))
         y = cgad.from_numpy(buf[1:].reshape(B, T))
         self.current_position += B * T * self.num_processes

@@ -7,6 +7,10 @@ from it continues at iteration k and reproduces an uninterrupted run's losses ex
 optimizer moments, the random generator and the data position are all restored, and evaluation
 and sampling leave them untouched (the validation loader restarts for every evaluation and
 sampling runs under a saved-and-restored generator state).
+
+A non-finite loss or gradient norm is caught before the optimizer step: on_nan="stop" (the
+default) raises NonFiniteError naming the step, leaving the run folder's last good checkpoint as
+it is; on_nan="skip" drops that update (no optimizer step), warns naming the step and goes on.
 """
 import json
 import math
@@ -20,6 +24,12 @@ import cgad.nn as nn
 from cgad import checkpoint
 
 EVENTS = ("on_step_end", "on_eval", "on_checkpoint")
+ON_NAN = ("stop", "skip")
+
+
+class NonFiniteError(FloatingPointError):
+    """A training step produced a NaN or infinite loss or gradient norm (on_nan="stop"), or a
+    checkpoint was about to save non-finite values."""
 
 
 def format_step(info):
@@ -50,15 +60,18 @@ class Trainer:
     is written every ckpt_every steps and after the last one when out_dir is set; metrics.jsonl
     and loss.png go to out_dir too. sample_fn(trainer) -> str, called every sample_every steps,
     prints samples during training. extra_state is stored in every checkpoint's state.json.
+    on_nan says what a non-finite loss or gradient norm does: "stop" or "skip" (see above).
     """
 
     def __init__(self, model, optimizer, train_loader, val_loader=None, *, max_steps,
                  grad_accum_steps=1, lr_schedule=None, grad_clip=1.0, val_every=50,
                  val_steps=20, ckpt_every=None, out_dir=None, sample_every=None, sample_fn=None,
-                 extra_state=None, keep_checkpoints=2, log=None):
+                 extra_state=None, keep_checkpoints=2, log=None, on_nan="stop"):
         if max_steps < 0 or grad_accum_steps < 1:
             raise ValueError(f"Trainer: need max_steps >= 0 and grad_accum_steps >= 1, got "
                              f"{max_steps} and {grad_accum_steps}")
+        if on_nan not in ON_NAN:
+            raise ValueError(f"Trainer: on_nan must be one of {ON_NAN}, got {on_nan!r}")
         if ckpt_every and out_dir is None:
             raise ValueError("Trainer: ckpt_every needs an out_dir to write checkpoints into")
         self.model, self.optimizer = model, optimizer
@@ -70,6 +83,7 @@ class Trainer:
         self.sample_every, self.sample_fn = sample_every, sample_fn
         self.extra_state = dict(extra_state or {})
         self.keep_checkpoints = keep_checkpoints
+        self.on_nan = on_nan
         self.log = log or (lambda line: print(line, flush=True))
         self.step = 0
         self.callbacks = {event: [] for event in EVENTS}
@@ -97,6 +111,9 @@ class Trainer:
 
     def _record(self, record):
         if self.out_dir is not None:
+            # strict JSON: a NaN or inf is written as null
+            record = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                      for k, v in record.items()}
             with open(os.path.join(self.out_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
 
@@ -114,7 +131,9 @@ class Trainer:
         return total / self.val_steps
 
     def train_step(self):
-        """One optimizer step over grad_accum_steps micro-batches; returns its metrics."""
+        """One optimizer step over grad_accum_steps micro-batches; returns its metrics. When the
+        loss or the gradient norm is not finite it makes no update and the metrics say
+        "skipped": True."""
         t0 = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -130,13 +149,18 @@ class Trainer:
         if self.lr_schedule is not None:
             self.optimizer.set_alpha(self.lr_schedule(self.step))
         lr = self.optimizer.get_alpha()
-        self.optimizer.step()
+        finite = math.isfinite(loss_accum) and math.isfinite(norm)
+        if finite:
+            self.optimizer.step()
         if str(self.device).startswith("cuda"):
             cgad.cuda.synchronize()
         dt = time.perf_counter() - t0
         tokens = self.train_loader.B * self.train_loader.T * self.grad_accum_steps
-        return {"step": self.step, "loss": loss_accum, "lr": lr, "norm": norm,
+        info = {"step": self.step, "loss": loss_accum, "lr": lr, "norm": norm,
                 "dt_ms": dt * 1000.0, "tok_per_sec": tokens / dt}
+        if not finite:
+            info["skipped"] = True
+        return info
 
     def _sample(self):
         rng = cgad.get_rng_state()  # sampling must not shift the training run's random stream
@@ -149,7 +173,12 @@ class Trainer:
         self.log(text)
 
     def save_checkpoint(self):
-        """Write out_dir/ckpt-<step> (the state after `step` optimizer steps); returns its path."""
+        """Write out_dir/ckpt-<step> (the state after `step` optimizer steps); returns its path.
+        Raises NonFiniteError, writing nothing, when a parameter holds a NaN or inf."""
+        for name, p in self.model.named_parameters():
+            if not np.all(np.isfinite(p.numpy())):
+                raise NonFiniteError(f"step {self.step}: parameter {name} is not finite; not "
+                                     f"writing a checkpoint of it")
         state = dict(self.extra_state, rng=_rng_to_str(cgad.get_rng_state()),
                      train_loader=self.train_loader.state_dict(),
                      threads=cgad.get_num_threads())
@@ -177,10 +206,26 @@ class Trainer:
         path = os.path.join(self.out_dir, "metrics.jsonl")
         if not os.path.isfile(path):
             return
+        kept = []
         with open(path, encoding="utf-8") as f:
-            kept = [line for line in f if line.strip() and json.loads(line)["step"] < self.step]
-        with open(path, "w", encoding="utf-8") as f:
+            for line in f:
+                try:
+                    if json.loads(line)["step"] < self.step:
+                        kept.append(line if line.endswith("\n") else line + "\n")
+                except (ValueError, KeyError, TypeError):
+                    pass  # a blank line, or one cut short by a kill
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
             f.writelines(kept)
+        os.replace(path + ".tmp", path)  # a kill right now must not lose the earlier records
+
+    def _non_finite(self, info):
+        what = f"step {info['step']}: non-finite loss {info['loss']} or gradient norm {info['norm']}"
+        if self.on_nan == "skip":
+            self.log(f"warning: {what}; skipped this update (on_nan=skip)")
+            return
+        latest = checkpoint.latest_checkpoint(self.out_dir) if self.out_dir else None
+        kept = f"; the last good checkpoint is {latest}" if latest else ""
+        raise NonFiniteError(f"{what}; stopped before the optimizer step (on_nan=stop){kept}")
 
     def run(self):
         """Train until max_steps (from step 0 or a loaded checkpoint); returns the last metrics."""
@@ -201,7 +246,10 @@ class Trainer:
             info = self.train_step()
             self.log(format_step(info))
             self._record(info)
-            self.last_metrics.update(info)
+            if info.get("skipped"):
+                self._non_finite(info)
+            else:
+                self.last_metrics.update(info)
             self._emit("on_step_end", info)
             self.step += 1
             if self.ckpt_every and (self.step % self.ckpt_every == 0 or
@@ -226,8 +274,8 @@ def plot_losses(out_dir):
         return None
     with open(path, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
-    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
-    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    train = [(r["step"], r["loss"]) for r in records if r.get("loss") is not None]
+    val = [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
     fig, ax = plt.subplots(figsize=(7, 4))
     for points, label in ((train, "train"), (val, "validation")):
         if points:
