@@ -42,22 +42,15 @@ T apply(BinOp op, T x, T y) {
       case BinOp::Mul: return x && y;
       default: return x;  // sub/div/pow on bool are rejected before the kernel
     }
-  } else if constexpr (std::is_integral_v<T>) {  // wraps on overflow as torch and numpy do (signed overflow is UB)
-    using U = std::make_unsigned_t<T>;
-    switch (op) {
-      case BinOp::Add: return T(U(x) + U(y));
-      case BinOp::Sub: return T(U(x) - U(y));
-      case BinOp::Mul: return T(U(x) * U(y));
-      case BinOp::Div: return x / y;  // not reached: `/` computes in a float dtype
-      case BinOp::Pow: return ipow(x, y);
-    }
   } else {
     switch (op) {
       case BinOp::Add: return x + y;
       case BinOp::Sub: return x - y;
       case BinOp::Mul: return x * y;
       case BinOp::Div: return x / y;
-      case BinOp::Pow: return static_cast<T>(std::pow(static_cast<double>(x), static_cast<double>(y)));
+      case BinOp::Pow:
+        if constexpr (std::is_integral_v<T>) return ipow(x, y);
+        else return static_cast<T>(std::pow(static_cast<double>(x), static_cast<double>(y)));
     }
   }
   return x;

@@ -23,13 +23,6 @@ const char* un_name(UnOp op) {
   return "?";
 }
 
-// -x, wrapping for the most negative integer as torch does (signed overflow is UB).
-template <typename T>
-T negate(T x) {
-  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) return T(std::make_unsigned_t<T>(0) - std::make_unsigned_t<T>(x));
-  else return T(-x);
-}
-
 Tensor unary_forward(const Tensor& a, UnOp op) {
   const char* name = un_name(op);
   const bool keeps_dtype = op == UnOp::Neg || op == UnOp::Abs;
@@ -39,8 +32,8 @@ Tensor unary_forward(const Tensor& a, UnOp op) {
   return dispatch_numeric(dt, name, [&](auto tag) -> Tensor {
     using T = typename decltype(tag)::type;
     switch (op) {
-      case UnOp::Neg: return unary_map<T, T>(a, dt, dt, [](T x) { return negate(x); });
-      case UnOp::Abs: return unary_map<T, T>(a, dt, dt, [](T x) { return x < T(0) ? negate(x) : x; });
+      case UnOp::Neg: return unary_map<T, T>(a, dt, dt, [](T x) { return T(-x); });
+      case UnOp::Abs: return unary_map<T, T>(a, dt, dt, [](T x) { return x < T(0) ? T(-x) : x; });
       default: break;
     }
     if constexpr (std::is_floating_point_v<T>) {

@@ -12,7 +12,7 @@
 namespace cgad::vm {
 
 inline float exp(float x) {
-  const float xc = x > 88.0f ? 88.0f : (x >= -87.0f ? x : -87.0f);  // NaN -> -87: int32_t(NaN) is UB
+  const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const float n = (xc * 1.44269504088896341f + shifter) - shifter;
   const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;  // ln2 split in two parts
