@@ -257,3 +257,27 @@ def test_cross_entropy_and_embedding_match_torch(torch):
     F.embedding(cgad.tensor(np.maximum(targets, 0)), cw).backward(cgad.tensor(g))
     torch.nn.functional.embedding(torch.tensor(np.maximum(targets, 0)), tw).backward(torch.tensor(g))
     assert nmax_err(cw.grad.numpy(), tw.grad.numpy()) < 1e-6
+
+
+def test_cross_entropy_grad_when_logits_buffer_is_reused():
+    """Logits nobody else holds are overwritten by their grad in backward; held logits, and a
+    retained graph run twice, keep their values, and every path gives the same grad."""
+    a = rng.standard_normal((4, 6, 9)).astype(np.float32)
+    targets = cgad.tensor(rng.integers(0, 9, (4, 6)))
+    w = cgad.tensor(rng.standard_normal((9, 9)).astype(np.float32))
+
+    def grad(keep_logits, retain=False):
+        x = cgad.tensor(a, requires_grad=True)
+        logits = x @ w  # a non-leaf, so only the graph holds it once dropped
+        loss = F.cross_entropy(logits, targets)
+        held = logits if keep_logits else None
+        del logits
+        loss.backward(retain_graph=retain)
+        if retain:
+            loss.backward()
+        if held is not None:
+            np.testing.assert_array_equal(held.numpy(), (cgad.tensor(a) @ w).numpy())
+        return x.grad.numpy() / (2 if retain else 1)
+    ref = grad(True)
+    np.testing.assert_array_equal(grad(False), ref)
+    np.testing.assert_allclose(grad(False, retain=True), ref, rtol=1e-6, atol=1e-7)

@@ -115,7 +115,11 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
       if (node->released)
         throw RuntimeError(str("backward: trying to backward through the graph a second time (", node->name(),
                                "'s saved tensors were freed); pass retain_graph=True to the first backward"));
+      node->final_use = !retain_graph;
       grads = node->backward(g);
+      // Free what the node saved as soon as it ran (logits, activations), not after the whole
+      // backward, so the allocator can reuse those blocks for the grads still to come.
+      if (!retain_graph && node->release_saved()) node->released = true;
       ran.push_back(node);
     }
     for (size_t i = 0; i < node->next.size(); ++i) {

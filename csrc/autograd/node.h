@@ -16,6 +16,9 @@ struct Node {
   std::vector<Shape> input_shapes;           // to check each returned grad's shape
   uint64_t seq = 0;                          // creation order: later nodes run first
   bool released = false;                     // saved tensors freed after a backward
+  // Set by the engine before backward(): no retain_graph, so this call is the last use of the
+  // saved tensors, and a node may reuse a saved buffer nothing else holds for its grad.
+  bool final_use = false;
 
   virtual ~Node() = default;
   virtual const char* name() const = 0;

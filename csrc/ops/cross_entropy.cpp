@@ -27,7 +27,13 @@ struct CrossEntropyBackward : Node {
   }
   std::vector<Tensor> backward(const Tensor& g) override {
     const int64_t N = int64_t(targets.size()), V = N ? logits.numel() / N : 0;
-    Tensor dx = empty(in_shape, logits.dtype());
+    // When nothing but this node holds the logits (the caller dropped them) and the graph is
+    // not retained, the grad overwrites them in place: (B, T, V) logits are the largest
+    // buffer of a GPT-2 step, and this saves a second one at the step's peak.
+    const bool reuse = final_use && logits.impl_ptr().use_count() == 1 &&
+                       logits.impl()->storage.use_count() == 1 && logits.is_contiguous();
+    Tensor dx = reuse ? make_view(logits, in_shape, contiguous_strides(in_shape), logits.impl()->offset)
+                      : empty(in_shape, logits.dtype());
     const double scale = cast(g, DType::Float64).data<double>()[0] / count;
     dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
       using T = typename decltype(tag)::type;
