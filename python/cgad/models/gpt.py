@@ -120,6 +120,8 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # weight tying, as GPT-2
         self.apply(self._init_weights)
+        # the init's temporary buffers would stay in the allocator's cache for the whole run
+        cgad.empty_cache()
 
     def _init_weights(self, module):
         std = 0.02
