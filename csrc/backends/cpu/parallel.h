@@ -1,5 +1,5 @@
-// Thread settings shared by every CPU kernel: one count for OpenMP and OpenBLAS, so the two
-// pools never oversubscribe the cores. Static schedules keep results bit-identical for a given
+// Thread settings shared by every CPU kernel. OpenMP is the only pool that works: GEMMs run
+// OpenBLAS single-threaded inside it (gemm.cpp), so two pools never fight over the cores. Static schedules keep results bit-identical for a given
 // thread count (DESIGN.md habit 8).
 #pragma once
 #include <cstdint>
