@@ -8,6 +8,13 @@ from cgad._grad_mode import no_grad
 from cgad.nn.parameter import Parameter
 
 
+class StateDictKeyError(RuntimeError, KeyError):
+    """Missing or unexpected keys in load_state_dict(strict=True): a RuntimeError, as torch
+    raises, and a KeyError, as a failed lookup by name."""
+
+    __str__ = RuntimeError.__str__  # the message as written, not KeyError's repr of it
+
+
 class Module:
     """Base class: registers Parameters and sub-Modules assigned as attributes."""
 
@@ -105,12 +112,13 @@ class Module:
 
     def load_state_dict(self, state_dict, strict=True):
         """Copies values (tensors or numpy arrays) into the parameters in place, so ties and
-        optimizer references hold. strict: missing or unexpected keys are a KeyError."""
+        optimizer references hold. strict: missing or unexpected keys raise StateDictKeyError
+        (a RuntimeError, as torch, and a KeyError)."""
         own = dict(self._named_tensors(remove_duplicate=False))
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+            raise StateDictKeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
         with no_grad():
             for name, p in own.items():
                 if name not in state_dict:
