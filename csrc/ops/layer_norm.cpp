@@ -2,6 +2,7 @@
 // mean and rstd (as llm.c's layernorm_forward does) so the backward needs no second pass over
 // the statistics. Rows: N = numel / C, C = prod(normalized_shape).
 #include <cmath>
+#include <vector>
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -26,11 +27,16 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rs
     }
     v /= double(C);  // biased variance, as torch
     const T mt = T(m), rs = T(1.0 / std::sqrt(v + eps));
-    for (int64_t j = 0; j < C; ++j) {
-      T n = (xr[j] - mt) * rs;
-      if (w) n *= w[j];
-      if (b) n += b[j];
-      yr[j] = n;
+    if (w && b) {  // GPT-2's case, in one vectorized pass
+#pragma omp simd
+      for (int64_t j = 0; j < C; ++j) yr[j] = (xr[j] - mt) * rs * w[j] + b[j];
+    } else {
+      for (int64_t j = 0; j < C; ++j) {
+        T n = (xr[j] - mt) * rs;
+        if (w) n *= w[j];
+        if (b) n += b[j];
+        yr[j] = n;
+      }
     }
     mean[r] = mt;
     rstd[r] = rs;
@@ -39,18 +45,21 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rs
 
 // dx = rstd * (dn - mean(dn) - xhat * mean(dn * xhat)), dn = g * w; dw = sum_rows(g * xhat);
 // db = sum_rows(g). dw/db: each thread sums its static block of rows, then the blocks are added
-// in thread order, so the result is fixed for a given thread count.
+// in thread order, so the result is fixed for a given thread count. The row loops have no
+// branches (a missing weight reads ones, the sums are always kept) so they vectorize.
 template <typename T>
-void layer_norm_backward(const T* g, const T* x, const T* w, const T* mean, const T* rstd, T* dx, T* dw, T* db,
+void layer_norm_backward(const T* g, const T* x, const T* w_in, const T* mean, const T* rstd, T* dx, T* dw, T* db,
                          int64_t N, int64_t C) {
   const int nt = threads_for(N * C);
-  std::vector<double> part_w(dw ? size_t(nt) * size_t(C) : 0), part_b(db ? size_t(nt) * size_t(C) : 0);
+  std::vector<T> ones(w_in ? 0 : size_t(C), T(1));
+  const T* w = w_in ? w_in : ones.data();
+  std::vector<double> part_w(size_t(nt) * size_t(C), 0.0), part_b(size_t(nt) * size_t(C), 0.0);
 #pragma omp parallel num_threads(nt)
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
     const int64_t r0 = N * tid / nth, r1 = N * (tid + 1) / nth;
-    double* pw = dw ? part_w.data() + size_t(tid) * size_t(C) : nullptr;
-    double* pb = db ? part_b.data() + size_t(tid) * size_t(C) : nullptr;
+    double* pw = part_w.data() + size_t(tid) * size_t(C);
+    double* pb = part_b.data() + size_t(tid) * size_t(C);
     for (int64_t r = r0; r < r1; ++r) {
       const T* gr = g + r * C;
       const T* xr = x + r * C;
@@ -59,19 +68,19 @@ void layer_norm_backward(const T* g, const T* x, const T* w, const T* mean, cons
 #pragma omp simd reduction(+ : s1, s2)
       for (int64_t j = 0; j < C; ++j) {
         const T xhat = (xr[j] - mt) * rs;
-        const T dn = w ? gr[j] * w[j] : gr[j];
+        const T dn = gr[j] * w[j];
         s1 += double(dn);
         s2 += double(dn) * double(xhat);
-        if (pw) pw[j] += double(gr[j]) * double(xhat);
-        if (pb) pb[j] += double(gr[j]);
+        pw[j] += double(gr[j]) * double(xhat);
+        pb[j] += double(gr[j]);
       }
       if (dx) {
         const T m1 = T(s1 / double(C)), m2 = T(s2 / double(C));
         T* dr = dx + r * C;
+#pragma omp simd
         for (int64_t j = 0; j < C; ++j) {
           const T xhat = (xr[j] - mt) * rs;
-          const T dn = w ? gr[j] * w[j] : gr[j];
-          dr[j] = rs * (dn - m1 - xhat * m2);
+          dr[j] = rs * (gr[j] * w[j] - m1 - xhat * m2);
         }
       }
     }
@@ -79,8 +88,8 @@ void layer_norm_backward(const T* g, const T* x, const T* w, const T* mean, cons
   for (int64_t j = 0; j < C; ++j) {
     double sw = 0, sb = 0;
     for (int t = 0; t < nt; ++t) {
-      if (dw) sw += part_w[size_t(t) * size_t(C) + size_t(j)];
-      if (db) sb += part_b[size_t(t) * size_t(C) + size_t(j)];
+      sw += part_w[size_t(t) * size_t(C) + size_t(j)];
+      sb += part_b[size_t(t) * size_t(C) + size_t(j)];
     }
     if (dw) dw[j] = T(sw);
     if (db) db[j] = T(sb);
