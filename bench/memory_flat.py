@@ -14,25 +14,7 @@ import numpy as np
 import cgad
 import cgad.nn as nn
 from cgad.models.gpt import GPT, GPTConfig
-
-
-def proc_status_kib(field):
-    """A VmRSS/VmHWM-style field of /proc/self/status in KiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
-def reset_peak_rss():
-    """Resets VmHWM to the current RSS; False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+from procfs import reset_peak_rss, status_kib
 
 
 def main():
@@ -70,7 +52,7 @@ def main():
         stats = cgad.memory_stats()
         row = (step, loss_value, stats["os_allocs"], stats["os_bytes"] / 2**20,
                stats["cached_bytes"] / 2**20, stats["peak_bytes"] / 2**20,
-               proc_status_kib("VmRSS") / 1024, proc_status_kib("VmHWM") / 1024)
+               status_kib("VmRSS") / 1024, status_kib("VmHWM") / 1024)
         rows.append(row)
         if step % args.every == 0 or step == args.steps - 1 or step < 3:
             print(f"{row[0]:6d} {row[1]:8.4f} {row[2]:10d} {row[3]:8.2f} {row[4]:10.2f} "

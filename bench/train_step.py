@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from procfs import status_kib
+
 CONFIGS = {  # name: (n_layer, n_head, n_embd, vocab, B, T)
     "tiny": (2, 4, 128, 256, 16, 128),
     "char": (6, 6, 384, 65, 12, 256),
@@ -108,13 +110,9 @@ def peak_rss_mib():
     high-water mark into ru_maxrss across fork + exec, so every worker would report at least the
     launcher's RSS (which holds torch)."""
     try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return status_kib("VmHWM") / 1024
+    except (OSError, KeyError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_worker(args):

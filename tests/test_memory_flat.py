@@ -2,6 +2,9 @@
 (cgad.memory_stats()["os_allocs"]) and its resident memory does not creep up; neither do
 repeated backward passes, zero_grad, no_grad forwards or generate. bench/memory_flat.py runs the
 same over 500 steps and prints the figures."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -9,26 +12,11 @@ import cgad
 import cgad.nn as nn
 from cgad.models.gpt import GPT, GPTConfig
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+from procfs import reset_peak_rss, status_kib  # noqa: E402
+
 V, B, T = 65, 4, 32
 RSS_MARGIN_KIB = 3 * 1024  # the malloc arenas of Python and the OpenMP threads settle slowly
-
-
-def status_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
-def reset_peak_rss():
-    """VmHWM back to the current RSS (Linux >= 4.0); False where that is not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def peak_rss_kib(samples):
