@@ -18,36 +18,24 @@ namespace micro {
 constexpr int MR = 6;   // rows of C per tile
 constexpr int NR = 32;  // columns of C per tile: two 512-bit registers of floats
 
-template <typename T, int R, int N>
-inline void tile(int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C, int64_t ldc) {
-  T acc[R][N] = {};
-  for (int64_t k = 0; k < K; ++k) {
-    const T* b = B + k * ldb;
-    for (int r = 0; r < R; ++r) {
-      const T a = A[r * ars + k * acs];
-#pragma omp simd
-      for (int j = 0; j < N; ++j) acc[r][j] += a * b[j];
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < N; ++j) C[r * ldc + j] = acc[r][j];
-}
-
-// Edge tiles (fewer than MR rows or NR columns): same order of summation, runtime bounds.
-template <typename T>
-inline void tile_edge(int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C, int64_t ldc,
-                      int rows, int cols) {
+// One MR x NR tile of C. Full tiles know their bounds at compile time, so the loops unroll and
+// the accumulators stay in registers; edge tiles (fewer rows or columns) run the same code with
+// runtime bounds, in the same order of summation.
+template <typename T, bool Full>
+inline void tile(int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C, int64_t ldc,
+                 int rows, int cols) {
+  const int nr = Full ? MR : rows, nc = Full ? NR : cols;
   T acc[MR][NR] = {};
   for (int64_t k = 0; k < K; ++k) {
     const T* b = B + k * ldb;
-    for (int r = 0; r < rows; ++r) {
+    for (int r = 0; r < nr; ++r) {
       const T a = A[r * ars + k * acs];
 #pragma omp simd
-      for (int j = 0; j < cols; ++j) acc[r][j] += a * b[j];
+      for (int j = 0; j < nc; ++j) acc[r][j] += a * b[j];
     }
   }
-  for (int r = 0; r < rows; ++r)
-    for (int j = 0; j < cols; ++j) C[r * ldc + j] = acc[r][j];
+  for (int r = 0; r < nr; ++r)
+    for (int j = 0; j < nc; ++j) C[r * ldc + j] = acc[r][j];
 }
 
 }  // namespace micro
@@ -71,9 +59,9 @@ void micro_gemm(int64_t M, int64_t N, const T* A, int64_t ars, int64_t acs, cons
     for (int64_t j0 = 0; j0 < n; j0 += NR) {
       const int cols = int(std::min<int64_t>(NR, n - j0));
       if (rows == MR && cols == NR)
-        tile<T, MR, NR>(K, Ai, ars, acs, Bk + j0, ldb, Ci + j0, ldc);
+        tile<T, true>(K, Ai, ars, acs, Bk + j0, ldb, Ci + j0, ldc, rows, cols);
       else
-        tile_edge<T>(K, Ai, ars, acs, Bk + j0, ldb, Ci + j0, ldc, rows, cols);
+        tile<T, false>(K, Ai, ars, acs, Bk + j0, ldb, Ci + j0, ldc, rows, cols);
     }
   }
 }
