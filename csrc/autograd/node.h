@@ -25,11 +25,12 @@ struct Node {
   // Given d(loss)/d(output), returns d(loss)/d(input_i) for each input (undefined where
   // next[i] is null or the grad is zero by construction). Runs with grad mode off.
   virtual std::vector<Tensor> backward(const Tensor& grad) = 0;
-  // View nodes (slice, select, split's pieces) add their grad straight into their input's grad
-  // buffer `input_grad` (contiguous, owned by the engine) and return true, so the pieces of one
-  // tensor share one buffer instead of each making a full-size zero tensor to be summed.
-  virtual bool add_into_input(Tensor& input_grad, const Tensor& grad) { return false; }
+  // View nodes (slice, select, split's pieces) say adds_into_input(), and the engine calls
+  // add_into_input instead of backward: the node adds its grad straight into its input's grad
+  // buffer `input_grad` (contiguous, owned by the engine), so the pieces of one tensor share one
+  // buffer instead of each making a full-size zero tensor to be summed.
   virtual bool adds_into_input() const { return false; }
+  virtual void add_into_input(Tensor& input_grad, const Tensor& grad) {}
   // Drops the tensors saved for backward; returns whether there were any.
   virtual bool release_saved() { return false; }
   bool needs_grad(size_t i) const { return i < next.size() && next[i] != nullptr; }

@@ -39,10 +39,9 @@ struct SubviewBackward : Node {
     return {gi};
   }
   bool adds_into_input() const override { return true; }
-  bool add_into_input(Tensor& input_grad, const Tensor& g) override {
+  void add_into_input(Tensor& input_grad, const Tensor& g) override {
     Tensor region = make_view(input_grad, g.shape(), strides, offset);
     add_(region, g);
-    return true;
   }
 };
 
