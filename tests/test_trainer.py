@@ -217,6 +217,20 @@ def test_skip_drops_the_update_warns_and_goes_on(shards, tmp_path):
     assert {"ckpt-4", "ckpt-8", "latest"} <= set(os.listdir(tmp_path))
 
 
+def test_skip_gives_up_after_too_many_non_finite_steps_in_a_row(shards, tmp_path):
+    # a skip leaves the weights as they were, so a broken model would fail every step forever
+    trainer, lines = make_trainer(shards, str(tmp_path), max_steps=12, ckpt_every=2,
+                                  on_nan="skip")
+    trainer.max_skips_in_a_row = 3
+    poison(trainer, nan_loss_at={1, 2, 4, 5, 7, 8, 9, 10})  # 2, 2, then 4 in a row
+    with pytest.raises(NonFiniteError, match=r"step 9: .*3 steps in a row were non-finite, so "
+                                             r"skipping cannot recover \(on_nan=skip\); the last "
+                                             r"good checkpoint is .*ckpt-8"):
+        trainer.run()
+    warnings = [x for x in lines if x.startswith("warning:")]
+    assert [int(x.split()[2].rstrip(":")) for x in warnings] == [1, 2, 4, 5, 7, 8]
+
+
 def test_a_checkpoint_of_non_finite_parameters_is_refused(shards, tmp_path):
     trainer, _ = make_trainer(shards, str(tmp_path), max_steps=8, ckpt_every=2)
 

@@ -10,7 +10,10 @@ sampling runs under a saved-and-restored generator state).
 
 A non-finite loss or gradient norm is caught before the optimizer step: on_nan="stop" (the
 default) raises NonFiniteError naming the step, leaving the run folder's last good checkpoint as
-it is; on_nan="skip" drops that update (no optimizer step), warns naming the step and goes on.
+it is; on_nan="skip" drops that update (no optimizer step), warns naming the step and goes on, unless
+Trainer.max_skips_in_a_row updates in a row were non-finite: then the model itself is broken (a
+skip leaves the weights as they were, so every later step would fail the same way) and the run
+stops with NonFiniteError as under "stop".
 """
 import json
 import math
@@ -63,6 +66,8 @@ class Trainer:
     on_nan says what a non-finite loss or gradient norm does: "stop" or "skip" (see above).
     """
 
+    max_skips_in_a_row = 10  # on_nan="skip" gives up after this many non-finite steps in a row
+
     def __init__(self, model, optimizer, train_loader, val_loader=None, *, max_steps,
                  grad_accum_steps=1, lr_schedule=None, grad_clip=1.0, val_every=50,
                  val_steps=20, ckpt_every=None, out_dir=None, sample_every=None, sample_fn=None,
@@ -84,6 +89,7 @@ class Trainer:
         self.extra_state = dict(extra_state or {})
         self.keep_checkpoints = keep_checkpoints
         self.on_nan = on_nan
+        self._skips_in_a_row = 0
         self.log = log or (lambda line: print(line, flush=True))
         self.step = 0
         self.callbacks = {event: [] for event in EVENTS}
@@ -220,12 +226,15 @@ class Trainer:
 
     def _non_finite(self, info):
         what = f"step {info['step']}: non-finite loss {info['loss']} or gradient norm {info['norm']}"
-        if self.on_nan == "skip":
-            self.log(f"warning: {what}; skipped this update (on_nan=skip)")
-            return
         latest = checkpoint.latest_checkpoint(self.out_dir) if self.out_dir else None
         kept = f"; the last good checkpoint is {latest}" if latest else ""
-        raise NonFiniteError(f"{what}; stopped before the optimizer step (on_nan=stop){kept}")
+        if self.on_nan == "stop":
+            raise NonFiniteError(f"{what}; stopped before the optimizer step (on_nan=stop){kept}")
+        self._skips_in_a_row += 1
+        if self._skips_in_a_row >= self.max_skips_in_a_row:
+            raise NonFiniteError(f"{what}; {self._skips_in_a_row} steps in a row were non-finite, "
+                                 f"so skipping cannot recover (on_nan=skip){kept}")
+        self.log(f"warning: {what}; skipped this update (on_nan=skip)")
 
     def run(self):
         """Train until max_steps (from step 0 or a loaded checkpoint); returns the last metrics."""
@@ -249,6 +258,7 @@ class Trainer:
             if info.get("skipped"):
                 self._non_finite(info)
             else:
+                self._skips_in_a_row = 0
                 self.last_metrics.update(info)
             self._emit("on_step_end", info)
             self.step += 1
