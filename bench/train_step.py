@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 
+import shutil
+
 import numpy as np
 
 from procfs import status_kib
@@ -24,6 +26,10 @@ CONFIGS = {  # name: (n_layer, n_head, n_embd, vocab, B, T)
     "d6": (6, 6, 384, 50257, 8, 256),
     "gpt2": (12, 12, 768, 50257, 4, 64),
 }
+
+
+# Issue 11's tok/s targets: cgad over torch eager (and over torch.compile, where timed).
+TARGETS = {"torch": {"tiny": 2.0, "char": 1.3, "d6": 1.3, "gpt2": 1.3}, "compile": {"char": 1.0}}
 
 
 def flops_per_step(cfg):
@@ -105,6 +111,21 @@ def sgemm_peak(threads, n=2048, reps=5):
     return best
 
 
+def fma_peak(threads):
+    """GFLOP/s of bench/fma_peak.c (register-only FMAs: the hardware's float32 ceiling), or None
+    where no C compiler with OpenMP is at hand."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fma_peak.c")
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "fma_peak")
+        built = subprocess.run([cc, "-O2", "-march=native", "-fopenmp", src, "-o", exe], capture_output=True)
+        if built.returncode != 0:
+            return None
+        return float(subprocess.run([exe, str(threads)], capture_output=True, text=True, check=True).stdout)
+
+
 def peak_rss_mib():
     """This process's peak RSS. VmHWM, not getrusage's ru_maxrss: Linux carries the parent's
     high-water mark into ru_maxrss across fork + exec, so every worker would report at least the
@@ -165,7 +186,12 @@ def main():
         impls = ["cgad"]
         print("torch is not installed: timing cgad alone")
     peak = sgemm_peak(args.threads)
-    print(f"sgemm peak (cgad/OpenBLAS, 2048^3, {args.threads} threads): {peak:.1f} GFLOP/s\n")
+    print(f"sgemm peak (cgad/OpenBLAS, 2048^3, {args.threads} threads): {peak:.1f} GFLOP/s")
+    fma = fma_peak(args.threads)
+    if fma is not None:
+        print(f"FMA peak (bench/fma_peak.c, registers only, {args.threads} threads): {fma:.1f} GFLOP/s; "
+              f"the sgemm reaches {100 * peak / fma:.0f}% of it")
+    print()
     header = f"{'config':<6} {'impl':<8} {'ms/step':>9} {'tok/s':>10} {'GFLOP/s':>8} {'%peak':>6} {'RSS MiB':>8} {'loss0':>8}"
     print(header)
     print("-" * len(header))
@@ -192,6 +218,15 @@ def main():
             speed = summary[ref][0] / summary["cgad"][0]
             mem = summary["cgad"][1] / summary[ref][1]
             print(f"{name:<6} cgad/{ref}: {speed:.2f}x tok/s, {mem:.2f}x peak RSS")
+            target = TARGETS.get(ref, {}).get(name)
+            if target is not None:
+                # What the target asks of the machine: the step time it implies, as a share of the
+                # measured ceilings (over 100% of the FMA peak cannot be reached by any engine).
+                need_ms = summary[ref][0] / target
+                need = flops_per_step(cfg) / (need_ms / 1e3) / 1e9
+                fma_share = f", {100 * need / fma:.0f}% of the FMA peak" if fma else ""
+                print(f"{name:<6} target {target:.1f}x {ref}: {need_ms:.1f} ms/step = {need:.1f} GFLOP/s, "
+                      f"{100 * need / peak:.0f}% of the sgemm peak{fma_share}")
         print()
 
 
