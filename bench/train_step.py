@@ -123,7 +123,8 @@ def fma_peak(threads):
         built = subprocess.run([cc, "-O2", "-march=native", "-fopenmp", src, "-o", exe], capture_output=True)
         if built.returncode != 0:
             return None
-        return float(subprocess.run([exe, str(threads)], capture_output=True, text=True, check=True).stdout)
+        ran = subprocess.run([exe, str(threads)], capture_output=True, text=True)
+        return float(ran.stdout) if ran.returncode == 0 else None
 
 
 def peak_rss_mib():
