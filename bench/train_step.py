@@ -8,13 +8,12 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-
-import shutil
 
 import numpy as np
 

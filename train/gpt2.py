@@ -74,7 +74,7 @@ def build_parser():
     a("--on-nan", choices=("stop", "skip"),
       help="a NaN or infinite loss or gradient norm: stop the run naming the step, keeping the "
            "last good checkpoint, or skip that update with a warning and go on, stopping after "
-           "10 such steps in a row (default stop)")
+           f"{Trainer.max_skips_in_a_row} such steps in a row (default stop)")
     a("--seed", type=int, help="random seed for init, data-independent randomness and "
                                "sampling (default 1337)")
     a("--device", help="cpu, cuda or auto: cuda when available (default auto)")

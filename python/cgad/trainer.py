@@ -226,15 +226,18 @@ class Trainer:
 
     def _non_finite(self, info):
         what = f"step {info['step']}: non-finite loss {info['loss']} or gradient norm {info['norm']}"
+        if self.on_nan == "skip":
+            self._skips_in_a_row += 1
+            if self._skips_in_a_row < self.max_skips_in_a_row:
+                self.log(f"warning: {what}; skipped this update (on_nan=skip)")
+                return
+            why = (f"{self._skips_in_a_row} steps in a row were non-finite, so skipping cannot "
+                   f"recover (on_nan=skip)")
+        else:
+            why = "stopped before the optimizer step (on_nan=stop)"
         latest = checkpoint.latest_checkpoint(self.out_dir) if self.out_dir else None
         kept = f"; the last good checkpoint is {latest}" if latest else ""
-        if self.on_nan == "stop":
-            raise NonFiniteError(f"{what}; stopped before the optimizer step (on_nan=stop){kept}")
-        self._skips_in_a_row += 1
-        if self._skips_in_a_row >= self.max_skips_in_a_row:
-            raise NonFiniteError(f"{what}; {self._skips_in_a_row} steps in a row were non-finite, "
-                                 f"so skipping cannot recover (on_nan=skip){kept}")
-        self.log(f"warning: {what}; skipped this update (on_nan=skip)")
+        raise NonFiniteError(f"{what}; {why}{kept}")
 
     def run(self):
         """Train until max_steps (from step 0 or a loaded checkpoint); returns the last metrics."""
