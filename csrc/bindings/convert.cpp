@@ -53,10 +53,10 @@ Tensor operand(const Tensor& self, py::handle other, const char* op) {
     if (is_integral(dt)) {
       if (overflow || (dt == DType::Int32 && (v < INT32_MIN || v > INT32_MAX)))
         throw ValueError(str(op, ": the Python int ", py::str(other).cast<std::string>(), " does not fit in ", dtype_name(dt)));
-      Tensor t = empty({}, dt, self.device());
+      Tensor t = empty({}, dt, Device{});
       if (dt == DType::Int32) *t.data<int32_t>() = int32_t(v);
       else *t.data<int64_t>() = int64_t(v);
-      return t;
+      return to_device(t, self.device());
     }
     s.value = double(v);
     if (overflow) {
@@ -100,13 +100,13 @@ Tensor from_numpy(py::array arr) {
   // ascontiguousarray would turn a 0-d array into a 1-d one; a C-order copy keeps the shape.
   py::array c = arr.attr("copy")("C");
   Shape shape(c.shape(), c.shape() + c.ndim());
-  Tensor t = empty(shape, dt);
+  Tensor t = empty(shape, dt, Device{});
   if (t.numel() > 0) std::memcpy(t.raw_data(), c.data(), size_t(t.numel()) * itemsize(dt));
   return t;
 }
 
 py::array to_numpy(const Tensor& t) {
-  Tensor c = contiguous_data(t.dtype() == DType::BFloat16 ? cast(t, DType::Float32) : t);
+  Tensor c = to_device(contiguous_data(t.dtype() == DType::BFloat16 ? cast(t, DType::Float32) : t).detach(), Device{});
   const char* fmt = nullptr;
   switch (c.dtype()) {
     case DType::Float32: fmt = "float32"; break;

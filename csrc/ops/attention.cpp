@@ -273,10 +273,10 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   Shape oshape = q.shape();
   oshape.back() = d.Ev;
   Shape lshape(q.shape().begin(), q.shape().end() - 1);
-  Tensor out = empty_in_layout_of(oshape, q), lse = empty(lshape, q.dtype());
+  Tensor out = empty_in_layout_of(oshape, q), lse = empty(lshape, q.dtype(), q.device());
   if (d.S == 0) {  // no keys: an empty weighted sum is zero, as torch gives (not 0/0)
-    out = zeros(oshape, q.dtype());
-    lse = full(lshape, -INFINITY, q.dtype());
+    out = zeros(oshape, q.dtype(), q.device());
+    lse = full(lshape, -INFINITY, q.dtype(), q.device());
   } else {
     dispatch_float(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
       using T = typename decltype(tag)::type;

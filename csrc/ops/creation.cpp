@@ -1,9 +1,9 @@
-// Type promotion, conversion, copies, and the creation ops (arange, randn, rand, tril, multinomial).
+// Type promotion and the creation ops (arange, randn, rand, tril, multinomial).
 #include <cmath>
 #include "autograd/node.h"
 #include "backends/cpu/loops.h"
 #include "core/rng.h"
-#include "ops/elementwise.h"
+#include "ops/ops.h"
 
 namespace cgad {
 
@@ -27,53 +27,6 @@ DType result_type(const Tensor& a, const Scalar& s) {
 
 Tensor scalar_tensor(const Scalar& s, DType dtype, Device device) { return full({}, s.value, dtype, device); }
 
-void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
-  if (a.device() != b.device())
-    throw RuntimeError(str(op, ": expected all tensors on the same device, got ", a.device().str(), " and ", b.device().str()));
-}
-
-Tensor cast(const Tensor& t, DType dtype) {
-  if (t.dtype() == dtype) return t;
-  Tensor out = empty(t.shape(), dtype, t.device());
-  cpu::copy(out, t);
-  return out;
-}
-
-Tensor contiguous_data(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor out = empty(t.shape(), t.dtype(), t.device());
-  cpu::copy(out, t);
-  return out;
-}
-
-namespace {
-
-struct CastBackward : Node {
-  DType in_dtype = DType::Float32;
-  const char* name() const override { return "ToCopyBackward"; }
-  std::vector<Tensor> backward(const Tensor& g) override { return {cast(g, in_dtype)}; }
-};
-
-}  // namespace
-
-Tensor to_dtype(const Tensor& t, DType dtype) {
-  if (t.dtype() == dtype) return t;
-  Tensor out = cast(t, dtype);
-  if (is_floating(dtype)) {
-    if (auto n = record<CastBackward>(out, {&t})) n->in_dtype = t.dtype();
-  }
-  return out;
-}
-
-Tensor clone(const Tensor& t) {
-  Tensor out = empty(t.shape(), t.dtype(), t.device());
-  cpu::copy(out, t);
-  if (auto n = record<CastBackward>(out, {&t})) n->in_dtype = t.dtype();
-  return out;
-}
-
-Tensor contiguous(const Tensor& t) { return t.is_contiguous() ? t : clone(t); }
-
 Tensor arange(double start, double end, double step, DType dtype) {
   if (step == 0) throw ValueError("arange: step must be nonzero");
   if (!std::isfinite(start) || !std::isfinite(end) || !std::isfinite(step))
@@ -81,7 +34,7 @@ Tensor arange(double start, double end, double step, DType dtype) {
   if ((end - start) / step > 1e12) throw ValueError(str("arange: too many elements from ", start, " to ", end, " by ", step));
   const double count = std::ceil((end - start) / step);  // may be hugely negative: clamp first
   const int64_t n = count > 0 ? int64_t(count) : 0;
-  Tensor out = empty({n}, dtype);
+  Tensor out = empty({n}, dtype, Device{});
   dispatch_numeric(dtype, "arange", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* p = out.data<T>();
@@ -91,7 +44,7 @@ Tensor arange(double start, double end, double step, DType dtype) {
 }
 
 Tensor randn(const Shape& shape, DType dtype) {
-  Tensor out = empty(shape, dtype);
+  Tensor out = empty(shape, dtype, Device{});
   const int64_t n = out.numel();
   Generator& g = Generator::global();
   const uint64_t seed = g.seed, base = g.reserve(uint64_t((n + 1) / 2));
@@ -115,7 +68,7 @@ Tensor randn(const Shape& shape, DType dtype) {
 }
 
 Tensor rand(const Shape& shape, DType dtype) {
-  Tensor out = empty(shape, dtype);
+  Tensor out = empty(shape, dtype, Device{});
   const int64_t n = out.numel();
   Generator& g = Generator::global();
   const uint64_t seed = g.seed, base = g.reserve(uint64_t(n));
@@ -180,7 +133,7 @@ Tensor multinomial(const Tensor& probs, int64_t num_samples) {
     if (!(s > 0)) throw ValueError(str("multinomial: row ", r, " of the probabilities sums to zero"));
   }
   Shape oshape = probs.dim() == 2 ? Shape{R, num_samples} : Shape{num_samples};
-  Tensor out = empty(oshape, DType::Int64);
+  Tensor out = empty(oshape, DType::Int64, probs.device());
   int64_t* po = out.data<int64_t>();
   Generator& g = Generator::global();
   const uint64_t seed = g.seed, base = g.reserve(uint64_t(R * num_samples));

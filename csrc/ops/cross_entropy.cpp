@@ -33,7 +33,7 @@ struct CrossEntropyBackward : Node {
     const bool reuse = final_use && logits.impl_ptr().use_count() == 1 &&
                        logits.impl()->storage.use_count() == 1 && logits.is_contiguous();
     Tensor dx = reuse ? make_view(logits, in_shape, contiguous_strides(in_shape), logits.impl()->offset)
-                      : empty(in_shape, logits.dtype());
+                      : empty(in_shape, logits.dtype(), logits.device());
     const double scale = cast(g, DType::Float64).data<double>()[0] / count;
     dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
       using T = typename decltype(tag)::type;
@@ -103,7 +103,7 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t 
   });
   double total = 0;  // summed in row order: fixed whatever the thread count
   for (double v : nll) total += v;
-  Tensor loss = full({}, count > 0 ? total / count : NAN, x.dtype());
+  Tensor loss = full({}, count > 0 ? total / count : NAN, x.dtype(), x.device());
   if (auto n = record<CrossEntropyBackward>(loss, {&logits_in, &targets_in})) {
     n->logits = x.detach();
     n->lse = std::move(lse);

@@ -20,7 +20,7 @@ Tensor dropout(const Tensor& x, double p, bool training) {
   if (!(p >= 0.0 && p <= 1.0)) throw ValueError(str("dropout: p must be in [0, 1], got ", p));
   check_floating(x, "dropout", "input");
   if (!training || p == 0.0) return x;
-  Tensor mask = empty(x.shape(), x.dtype());
+  Tensor mask = empty(x.shape(), x.dtype(), x.device());
   const int64_t n = mask.numel();
   const uint64_t seed = Generator::global().seed;
   const uint64_t base = Generator::global().reserve(uint64_t((n + 3) / 4));

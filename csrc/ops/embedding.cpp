@@ -26,7 +26,7 @@ struct EmbeddingBackward : Node {
   bool release_saved() override { bool had = !ids.empty(); ids.clear(); ids.shrink_to_fit(); return had; }
   std::vector<Tensor> backward(const Tensor& g_in) override {
     Tensor g = contiguous_data(g_in);  // (N, C)
-    Tensor dw = zeros(wshape, g.dtype());
+    Tensor dw = zeros(wshape, g.dtype(), g.device());
     const int64_t C = wshape[1], N = int64_t(ids.size());
     dispatch_float(g.dtype(), "embedding", [&](auto tag) {
       using T = typename decltype(tag)::type;
@@ -63,7 +63,7 @@ Tensor embedding(const Tensor& idx, const Tensor& w) {
   Tensor wc = contiguous_data(w);
   Shape oshape = idx.shape();
   oshape.push_back(C);
-  Tensor out = empty(oshape, w.dtype());
+  Tensor out = empty(oshape, w.dtype(), w.device());
   const size_t row_bytes = size_t(C) * itemsize(w.dtype());
   const char* src = static_cast<const char*>(wc.raw_data());
   char* dst = static_cast<char*>(out.raw_data());

@@ -108,9 +108,9 @@ struct LayerNormBackward : Node {
   std::vector<Tensor> backward(const Tensor& g_in) override {
     Tensor g = contiguous_data(g_in);
     const int64_t N = mean.numel(), C = numel_of(wshape);  // not x.numel() / N: N may be 0
-    Tensor dx = needs_grad(0) ? empty(x_shape, x.dtype()) : Tensor();
-    Tensor dw = needs_grad(1) ? empty(wshape, x.dtype()) : Tensor();
-    Tensor db = needs_grad(2) ? empty(wshape, x.dtype()) : Tensor();
+    Tensor dx = needs_grad(0) ? empty(x_shape, x.dtype(), x.device()) : Tensor();
+    Tensor dw = needs_grad(1) ? empty(wshape, x.dtype(), x.device()) : Tensor();
+    Tensor db = needs_grad(2) ? empty(wshape, x.dtype(), x.device()) : Tensor();
     dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
       using T = typename decltype(tag)::type;
       auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
@@ -147,8 +147,8 @@ Tensor layer_norm(const Tensor& x_in, const Shape& ns, const Tensor& w_in, const
   Tensor x = contiguous_data(x_in);
   Tensor w = w_in.defined() ? contiguous_data(w_in) : Tensor(), b = b_in.defined() ? contiguous_data(b_in) : Tensor();
   const int64_t C = numel_of(ns), N = C ? x.numel() / C : 0;
-  Tensor y = empty(x.shape(), x.dtype());
-  Tensor mean = empty({N}, x.dtype()), rstd = empty({N}, x.dtype());
+  Tensor y = empty(x.shape(), x.dtype(), x.device());
+  Tensor mean = empty({N}, x.dtype(), x.device()), rstd = empty({N}, x.dtype(), x.device());
   dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     layer_norm_forward<T>(x.data<T>(), w.defined() ? w.data<T>() : nullptr, b.defined() ? b.data<T>() : nullptr,

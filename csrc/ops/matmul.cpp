@@ -5,6 +5,7 @@
 #include "autograd/node.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/loops.h"
+#include "core/shape.h"
 #include "backends/cpu/column_sums.h"
 #include "ops/ops.h"
 
@@ -46,7 +47,7 @@ Tensor matmul_nd_forward(const Tensor& a_in, const Tensor& b_in) {
   if (K != K2)
     throw ValueError(str("matmul: shapes ", shape_str(a_in.shape()), " and ", shape_str(b_in.shape()), " cannot be multiplied (", K, " != ", K2, ")"));
   Shape ab(a_in.shape().begin(), a_in.shape().end() - 2), bb(b_in.shape().begin(), b_in.shape().end() - 2);
-  Shape batch = cpu::broadcast_shapes(ab, bb, "matmul");
+  Shape batch = broadcast_shapes(ab, bb, "matmul");
   Shape oshape = batch;
   oshape.push_back(M);
   oshape.push_back(N);
@@ -67,7 +68,7 @@ Tensor matmul_nd_forward(const Tensor& a_in, const Tensor& b_in) {
   Shape a_full = batch, b_full = batch;
   a_full.push_back(M); a_full.push_back(K);
   b_full.push_back(K); b_full.push_back(N);
-  Shape ast = cpu::broadcast_strides(a_in, a_full), bst = cpu::broadcast_strides(b_in, b_full);
+  Shape ast = broadcast_strides(a_in, a_full), bst = broadcast_strides(b_in, b_full);
   // Keep the matrix strides (broadcast_strides zeroes size-1 dims).
   ast[ast.size() - 2] = a_in.strides()[size_t(a_in.dim() - 2)]; ast.back() = a_in.strides().back();
   bst[bst.size() - 2] = b_in.strides()[size_t(b_in.dim() - 2)]; bst.back() = b_in.strides().back();

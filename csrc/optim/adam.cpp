@@ -111,8 +111,8 @@ void Adam::step() {
         throw ValueError(str("Adam: grad of shape ", shape_str(g.shape()), " ", dtype_name(g.dtype()), " does not match its parameter ",
                              shape_str(p.shape()), " ", dtype_name(p.dtype())));
       if (!st.exp_avg.defined()) {
-        st.exp_avg = zeros(p.shape(), p.dtype());
-        st.exp_avg_sq = zeros(p.shape(), p.dtype());
+        st.exp_avg = zeros(p.shape(), p.dtype(), p.device());
+        st.exp_avg_sq = zeros(p.shape(), p.dtype(), p.device());
       }
       st.step += 1;
       Tensor gc = contiguous_data(g);

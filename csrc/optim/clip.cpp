@@ -51,13 +51,13 @@ Tensor clip_grad_norm(const std::vector<Tensor>& grads, double max_norm) {
   }
   const float total = float(std::sqrt(total_sq));
   const float coef = std::min(float(max_norm) / (total + 1e-6f), 1.0f);
-  if (coef == 1.0f) return full({}, double(total), DType::Float32);  // x * 1 == x: skip the pass
+  if (coef == 1.0f) return full({}, double(total), DType::Float32, Device{});  // x * 1 == x: skip the pass
   for (size_t i = 0; i < grads.size(); ++i) {
     if (!grads[i].defined()) continue;
     Tensor g = grads[i];
     mul_scalar_(g, double(coef));
   }
-  return full({}, double(total), DType::Float32);
+  return full({}, double(total), DType::Float32, Device{});
 }
 
 }  // namespace cgad

@@ -7,7 +7,7 @@
 using namespace cgad;
 
 int main() {
-  Tensor x = full({3}, 2.0, DType::Float64);
+  Tensor x = full({3}, 2.0, DType::Float64, Device{});
   x.set_requires_grad(true);
   Tensor y = mul(x, x);                  // y = x^2
   Tensor z = add(mul(y, x), y);          // z = x^3 + x^2 (x reaches z by two paths)
@@ -23,7 +23,7 @@ int main() {
     Tensor w = mul(x, x);
     CHECK(!w.requires_grad() && !w.grad_fn());
   }
-  Tensor a = full({2, 2}, 1.0, DType::Float64);
+  Tensor a = full({2, 2}, 1.0, DType::Float64, Device{});
   a.set_requires_grad(true);
   Tensor v = sum(reshape(transpose(a, 0, 1), {4}), {}, false);  // views keep the graph
   run_backward(v, Tensor(), false);

@@ -19,12 +19,12 @@ int main() {
   CHECK((s.shape() == Shape{2, 4}) && s.data<float>()[0] == 8.0f);
   Tensor d = to_dtype(m, DType::Float64);
   CHECK(d.dtype() == DType::Float64 && d.data<double>()[23] == 23.0);
-  Tensor b = cast(full({3}, 2.0, DType::Float32), DType::BFloat16);
+  Tensor b = cast(full({3}, 2.0, DType::Float32, Device{}), DType::BFloat16);
   CHECK(float(cast(b, DType::Float32).data<float>()[2]) == 2.0f);
   CHECK_THROWS(ValueError, reshape(t, {5, 5}));
   CHECK_THROWS(IndexError, transpose(m, 0, 3));
-  CHECK_THROWS(TypeError, full({2}, 1.0, DType::Int64).set_requires_grad(true));
-  CHECK_THROWS(ValueError, add(m, full({5}, 1.0)));
-  CHECK_THROWS(ValueError, empty({-1}));
+  CHECK_THROWS(TypeError, full({2}, 1.0, DType::Int64, Device{}).set_requires_grad(true));
+  CHECK_THROWS(ValueError, add(m, full({5}, 1.0, DType::Float32, Device{})));
+  CHECK_THROWS(ValueError, empty({-1}, DType::Float32, Device{}));
   return cgad_test::finish("test_tensor");
 }
