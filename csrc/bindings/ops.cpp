@@ -8,9 +8,11 @@ void bind_ops(py::module_& m) {
   m.def("empty", [](const Shape& s, py::handle dt, py::handle dev) { return empty(s, dtype_from(dt), device_from(dev)); });
   m.def("zeros", [](const Shape& s, py::handle dt, py::handle dev) { return zeros(s, dtype_from(dt), device_from(dev)); });
   m.def("full", [](const Shape& s, double v, py::handle dt, py::handle dev) { return full(s, v, dtype_from(dt), device_from(dev)); });
-  m.def("randn", [](const Shape& s, py::handle dt) { return randn(s, dtype_from(dt)); });
-  m.def("rand", [](const Shape& s, py::handle dt) { return rand(s, dtype_from(dt)); });
-  m.def("arange", [](double a, double b, double step, py::handle dt) { return arange(a, b, step, dtype_from(dt)); });
+  m.def("randn", [](const Shape& s, py::handle dt, py::handle dev) { return randn(s, dtype_from(dt), device_from(dev)); });
+  m.def("rand", [](const Shape& s, py::handle dt, py::handle dev) { return rand(s, dtype_from(dt), device_from(dev)); });
+  m.def("arange", [](double a, double b, double step, py::handle dt, py::handle dev) {
+    return arange(a, b, step, dtype_from(dt), device_from(dev));
+  });
   m.def("to_dtype", [](const Tensor& t, py::handle dt) { return to_dtype(t, dtype_from(dt)); });
   m.def("device_of", [](py::handle dev) { return device_from(dev); });
   m.def("dtype_of", [](py::handle dt) { return dtype_from(dt); });

@@ -36,9 +36,9 @@ Tensor clone(const Tensor& t);                  // contiguous copy, differentiab
 Tensor contiguous(const Tensor& t);             // t itself when already contiguous
 
 // --- creation (creation.cpp)
-Tensor arange(double start, double end, double step, DType dtype);
-Tensor randn(const Shape& shape, DType dtype);
-Tensor rand(const Shape& shape, DType dtype);
+Tensor arange(double start, double end, double step, DType dtype, Device device);
+Tensor randn(const Shape& shape, DType dtype, Device device);
+Tensor rand(const Shape& shape, DType dtype, Device device);
 Tensor tril(const Tensor& t, int64_t diagonal);
 Tensor multinomial(const Tensor& probs, int64_t num_samples);
 

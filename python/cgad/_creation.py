@@ -130,12 +130,12 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 def randn(*size, dtype=None, device="cpu", requires_grad=False):
     """Standard normal samples from cgad's generator (cgad.manual_seed reproduces them)."""
-    return _created(_C.randn(_shape(size, "randn"), dtype or _C.dtype.float32), device, requires_grad)
+    return _created(_C.randn(_shape(size, "randn"), dtype or _C.dtype.float32, device), device, requires_grad)
 
 
 def rand(*size, dtype=None, device="cpu", requires_grad=False):
     """Uniform samples in [0, 1) from cgad's generator."""
-    return _created(_C.rand(_shape(size, "rand"), dtype or _C.dtype.float32), device, requires_grad)
+    return _created(_C.rand(_shape(size, "rand"), dtype or _C.dtype.float32, device), device, requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device="cpu"):
@@ -148,7 +148,7 @@ def arange(start, end=None, step=1, dtype=None, device="cpu"):
     if dtype is None:
         ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = _C.dtype.int64 if ints else _C.dtype.float32
-    return _created(_C.arange(float(start), float(end), float(step), dtype), device, False)
+    return _created(_C.arange(float(start), float(end), float(step), dtype, device), device, False)
 
 
 def _check_tensor(t, op, name="input"):

@@ -5,7 +5,7 @@
 using namespace cgad;
 
 int main() {
-  Tensor t = arange(0, 24, 1, DType::Float32);
+  Tensor t = arange(0, 24, 1, DType::Float32, Device{});
   CHECK(t.numel() == 24 && t.dim() == 1 && t.is_contiguous());
   Tensor m = reshape(t, {2, 3, 4});
   CHECK((m.strides() == Shape{12, 4, 1}));
