@@ -101,7 +101,9 @@ void add_inplace(const Tensor& a, const Tensor& b) {
   });
 }
 
-void mul_scalar_inplace(const Tensor& a, double s) {
+}  // namespace
+
+void scale_inplace(const Tensor& a, double s) {
   dispatch_float(a.dtype(), "mul_", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* pa = a.data<T>();
@@ -113,13 +115,11 @@ void mul_scalar_inplace(const Tensor& a, double s) {
   });
 }
 
-}  // namespace
-
 CGAD_REGISTER_CPU_KERNEL(binary_kernel, binary);
 CGAD_REGISTER_CPU_KERNEL(unary_kernel, unary);
 CGAD_REGISTER_CPU_KERNEL(compare_kernel, compare);
 CGAD_REGISTER_CPU_KERNEL(where_kernel, where);
 CGAD_REGISTER_CPU_KERNEL(add_inplace_kernel, add_inplace);
-CGAD_REGISTER_CPU_KERNEL(mul_scalar_inplace_kernel, mul_scalar_inplace);
+CGAD_REGISTER_CPU_KERNEL(mul_scalar_inplace_kernel, scale_inplace);
 
 }  // namespace cgad::cpu

@@ -44,4 +44,7 @@ void unary_map(const Tensor& out, const Tensor& a, F f) {
   });
 }
 
+// a *= s in place over any strides (floating a): mul_ and gradient clipping.
+void scale_inplace(const Tensor& a, double s);
+
 }  // namespace cgad::cpu
