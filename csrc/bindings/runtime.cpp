@@ -1,4 +1,5 @@
 // dtypes, devices, threads, the RNG, grad mode and memory statistics.
+#include "autograd/autocast.h"
 #include "autograd/grad_mode.h"
 #include "bindings/common.h"
 #include "core/allocator.h"
@@ -71,6 +72,14 @@ void bind_runtime(py::module_& m) {
     if (a.ndim() != 1) throw ValueError("set_rng_state: expected a 1-D uint8 array");
     std::vector<uint8_t> s(a.data(), a.data() + a.size());
     Generator::global().set_state(s);
+  });
+  // The autocast state of a device type ("cpu", "cuda") on this thread: (enabled, dtype).
+  m.def("get_autocast", [](py::handle device) {
+    AutocastState s = Autocast::get(device_from(device).type);
+    return py::make_tuple(s.enabled, s.dtype);
+  });
+  m.def("set_autocast", [](py::handle device, bool enabled, py::handle dtype) {
+    Autocast::set(device_from(device).type, {enabled, dtype_from(dtype)});
   });
   m.def("is_grad_enabled", &GradMode::is_enabled);
   m.def("set_grad_enabled", &GradMode::set_enabled);

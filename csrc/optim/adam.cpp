@@ -26,8 +26,7 @@ void Adam::add_group(const std::vector<Tensor>& params, double lr, double beta1,
   check_hyper(lr, beta1, beta2, eps, weight_decay);
   for (const Tensor& p : params) {
     if (!p.defined()) throw TypeError("Adam: a parameter is None");
-    if (p.dtype() != DType::Float32 && p.dtype() != DType::Float64)
-      throw TypeError(str("Adam: parameters must be float32 or float64, got ", dtype_name(p.dtype())));
+    check_float_dtype(p.dtype(), "Adam", "parameters");
     if (!p.is_leaf()) throw ValueError("Adam: can't optimize a non-leaf tensor");
     if (!p.is_contiguous()) throw ValueError(str("Adam: parameters must be contiguous, got shape ", shape_str(p.shape())));
   }
@@ -66,9 +65,9 @@ void Adam::step() {
                              shape_str(p.shape()), " ", dtype_name(p.dtype())));
       check_same_device(p, g, "Adam");
       if (!slots.empty()) check_same_device(slots.front().param, p, "Adam");
-      if (!st.exp_avg.defined()) {  // the moments live beside the parameter, in its dtype
-        st.exp_avg = zeros(p.shape(), p.dtype(), p.device());
-        st.exp_avg_sq = zeros(p.shape(), p.dtype(), p.device());
+      if (!st.exp_avg.defined()) {  // the moments live beside the parameter, in float32 (float64 for float64)
+        st.exp_avg = zeros(p.shape(), stats_dtype(p.dtype()), p.device());
+        st.exp_avg_sq = zeros(p.shape(), stats_dtype(p.dtype()), p.device());
       }
       slots.push_back({p, contiguous_data(g), st.exp_avg, st.exp_avg_sq, st.step + 1});
       stepped.push_back(&st);
@@ -109,8 +108,9 @@ void Adam::set_state(size_t i, int64_t step, const Tensor& exp_avg, const Tensor
                            ", expected ", shape_str(p->shape())));
   if (step < 0) throw ValueError(str("Adam.load_state_dict: negative step ", step, " for parameter ", i));
   // copies on the parameter's device, whatever device the loaded state came from
-  states_[i] = {step, contiguous_data(clone(cast(to_device(exp_avg.detach(), p->device()), p->dtype()))).detach(),
-                contiguous_data(clone(cast(to_device(exp_avg_sq.detach(), p->device()), p->dtype()))).detach()};
+  const DType sd = stats_dtype(p->dtype());
+  states_[i] = {step, contiguous_data(clone(cast(to_device(exp_avg.detach(), p->device()), sd))).detach(),
+                contiguous_data(clone(cast(to_device(exp_avg_sq.detach(), p->device()), sd))).detach()};
 }
 
 }  // namespace cgad

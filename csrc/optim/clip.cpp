@@ -14,8 +14,7 @@ Tensor clip_grad_norm(const std::vector<Tensor>& grads, double max_norm) {
   std::vector<Tensor> dense, originals;
   for (const Tensor& g : grads) {
     if (!g.defined()) continue;
-    if (g.dtype() != DType::Float32 && g.dtype() != DType::Float64)
-      throw TypeError(str("clip_grad_norm_: grads must be float32 or float64, got ", dtype_name(g.dtype())));
+    check_float_dtype(g.dtype(), "clip_grad_norm_", "grads");
     if (!originals.empty()) check_same_device(originals.front(), g, "clip_grad_norm_");
     dense.push_back(contiguous_data(g));
     originals.push_back(g);

@@ -1,6 +1,7 @@
 // The backward engine: topological order over a diamond, accumulation into leaves, released
 // graphs, retain_graph, no_grad.
 #include "autograd/node.h"
+#include "autograd/autocast.h"
 #include "check.h"
 #include "ops/ops.h"
 
@@ -28,5 +29,13 @@ int main() {
   Tensor v = sum(reshape(transpose(a, 0, 1), {4}), {}, false);  // views keep the graph
   run_backward(v, Tensor(), false);
   CHECK(a.grad().defined() && a.grad().data<double>()[3] == 1.0);
+  // Autocast state sits beside grad mode: per device type, restored by its guard.
+  CHECK(!Autocast::get(DeviceType::CPU).enabled);
+  {
+    AutocastGuard g(DeviceType::CPU, {true, DType::BFloat16});
+    CHECK(Autocast::get(DeviceType::CPU).enabled && Autocast::get(DeviceType::CPU).dtype == DType::BFloat16);
+    CHECK(!Autocast::get(DeviceType::CUDA).enabled);
+  }
+  CHECK(!Autocast::get(DeviceType::CPU).enabled);
   return cgad_test::finish("test_autograd");
 }

@@ -26,5 +26,15 @@ int main() {
   CHECK_THROWS(TypeError, full({2}, 1.0, DType::Int64, Device{}).set_requires_grad(true));
   CHECK_THROWS(ValueError, add(m, full({5}, 1.0, DType::Float32, Device{})));
   CHECK_THROWS(ValueError, empty({-1}, DType::Float32, Device{}));
+  // The promotion table (torch.result_type) and the statistics dtype.
+  CHECK(promote(DType::BFloat16, DType::Int64) == DType::BFloat16);
+  CHECK(promote(DType::Int32, DType::BFloat16) == DType::BFloat16);
+  CHECK(promote(DType::BFloat16, DType::Float32) == DType::Float32);
+  CHECK(promote(DType::Bool, DType::Int32) == DType::Int32);
+  CHECK(promote(DType::Int64, DType::Float32) == DType::Float32);
+  CHECK(promote(DType::Float64, DType::Bool) == DType::Float64);
+  CHECK(stats_dtype(DType::BFloat16) == DType::Float32 && stats_dtype(DType::Float64) == DType::Float64);
+  CHECK_THROWS(TypeError, check_float_dtype(DType::BFloat16, "op", "x"));
+  check_float_dtype(DType::BFloat16, "op", "x", true);
   return cgad_test::finish("test_tensor");
 }
