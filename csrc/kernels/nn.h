@@ -8,11 +8,6 @@
 
 namespace cgad {
 
-// The dtype of per-row statistics saved for backward (layer_norm's mean/rstd, cross_entropy's
-// log-sum-exp): float64 for float64 input, float32 for any other floating input (so a bf16 input
-// keeps float32 statistics).
-inline DType stats_dtype(DType input) { return input == DType::Float64 ? DType::Float64 : DType::Float32; }
-
 // y (N, C) = layer_norm of each row of x, times w and plus b (C,) where defined; writes each
 // row's mean and rstd (N,) in stats_dtype.
 CGAD_DECLARE_KERNEL(layer_norm_forward_kernel, void(const Tensor& y, const Tensor& mean, const Tensor& rstd,

@@ -25,8 +25,7 @@ struct GeluBackward : Node {
 }  // namespace
 
 Tensor gelu(const Tensor& x_in, bool tanh_approx) {
-  if (x_in.dtype() != DType::Float32 && x_in.dtype() != DType::Float64)
-    throw TypeError(str("gelu: expected a float32 or float64 tensor, got ", dtype_name(x_in.dtype())));
+  check_float_dtype(x_in.dtype(), "gelu", "the input");
   Tensor x = contiguous_data(x_in);
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   gelu_forward_kernel()(x.device(), y, x, tanh_approx);

@@ -10,8 +10,7 @@ namespace cgad {
 
 inline void check_floating(const Tensor& t, const char* op, const char* what) {
   if (!t.defined()) throw ValueError(str(op, ": ", what, " is missing"));
-  if (t.dtype() != DType::Float32 && t.dtype() != DType::Float64)
-    throw TypeError(str(op, ": expected ", what, " to be float32 or float64, got ", dtype_name(t.dtype())));
+  check_float_dtype(t.dtype(), op, what);
 }
 
 inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {

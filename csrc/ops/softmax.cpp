@@ -40,8 +40,7 @@ Tensor softmax_last(const Tensor& x_in, bool log) {
 
 Tensor softmax_any(const Tensor& x, int64_t dim, bool log) {
   const char* op = log ? "log_softmax" : "softmax";
-  if (!is_floating(x.dtype()) || x.dtype() == DType::BFloat16)
-    throw TypeError(str(op, ": expected a float32 or float64 tensor, got ", dtype_name(x.dtype())));
+  check_float_dtype(x.dtype(), op, "the input");
   const int64_t nd = std::max<int64_t>(x.dim(), 1);
   const int64_t d = wrap_dim(dim, nd, op);
   if (x.dim() == 0) return reshape(softmax_last(reshape(x, {1}), log), {});
