@@ -53,6 +53,8 @@ Tensor operand(const Tensor& self, py::handle other, const char* op) {
     if (is_integral(dt)) {
       if (overflow || (dt == DType::Int32 && (v < INT32_MIN || v > INT32_MAX)))
         throw ValueError(str(op, ": the Python int ", py::str(other).cast<std::string>(), " does not fit in ", dtype_name(dt)));
+      // ints a double holds exactly are filled on the device; larger ones go through a host copy
+      if (v >= -(1LL << 53) && v <= (1LL << 53)) return full({}, double(v), dt, self.device());
       Tensor t = empty({}, dt, Device{});
       if (dt == DType::Int32) *t.data<int32_t>() = int32_t(v);
       else *t.data<int64_t>() = int64_t(v);
