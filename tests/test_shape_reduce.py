@@ -119,6 +119,18 @@ def test_linear(device):
     gradcheck(lambda x_, w_, b_: weighted_sum(F.linear(x_, w_, b_)), [x, w, b], device=device)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_matmul_of_expanded_operands(device):
+    """Matrices with zero strides (expanded scalars) are copied to a layout BLAS accepts."""
+    b = rng.standard_normal((1, 6))
+    tb = cgad.tensor(b, device=device)
+    one = cgad.tensor(2.0, dtype=cgad.float64, device=device).expand(1, 1)
+    batch = cgad.tensor(3.0, dtype=cgad.float64, device=device).expand(4, 1, 1)
+    assert nmax_err((one @ tb).numpy(), 2 * b) < 1e-12
+    assert nmax_err((batch @ tb).numpy(), np.broadcast_to(3 * b, (4, 1, 6))) < 1e-12
+    assert nmax_err((tb.transpose(0, 1) @ one).numpy(), 2 * b.T) < 1e-12
+
+
 def test_matmul_and_linear_reject_mixed_devices():
     F = cgad.nn.functional
     cpu, dev = cgad.ones(3, 4), cgad.ones(3, 4, device="test")

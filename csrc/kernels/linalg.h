@@ -2,6 +2,7 @@
 // is the last two dims of a tensor, its last dim of unit stride (or of size <= 1) and its row
 // stride (dim -2) the leading dimension; a transpose flag says the kernel uses its transpose.
 // The op makes any other layout contiguous first, so every backend sees only these two forms.
+// In a non-empty product (M, N, K > 0) each leading dim is at least 1 and the row length, as BLAS asks.
 #pragma once
 #include "core/dispatch.h"
 #include "core/tensor.h"

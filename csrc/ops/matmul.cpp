@@ -34,7 +34,12 @@ MatArg mat_arg(const Tensor& m) {
     std::swap(strides[nd - 2], strides[nd - 1]);
     return {make_view(m, shape, strides, m.impl()->offset), true};
   }
-  return {contiguous_data(m), false};  // contiguous: row stride max(C, 1), a valid BLAS leading dim
+  // A contiguous copy, its row stride set to max(C, 1): is_contiguous ignores the strides of
+  // size-1 dims, so an expanded (1, 1) matrix comes back with row stride 0, which BLAS rejects.
+  Tensor c = contiguous_data(m);
+  Shape strides = c.strides();
+  strides[nd - 2] = std::max<int64_t>(C, 1);
+  return {make_view(c, c.shape(), strides, c.impl()->offset), false};
 }
 
 void check_matmul(const Tensor& a, const Tensor& b, const char* op) {
