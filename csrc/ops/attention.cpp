@@ -5,6 +5,7 @@
 // the leading (batch, head) dims. Kernels: kernels/attention.h.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 #include "kernels/attention.h"
 #include "ops/nn_common.h"
 

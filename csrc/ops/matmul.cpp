@@ -2,6 +2,8 @@
 // bias add fused into the GEMM), with their VJPs. Operands are passed to the GEMM kernel with a
 // transpose flag instead of being copied whenever their strides allow it. Kernels:
 // kernels/linalg.h (and column_sums_kernel of kernels/reduce.h for the bias grad).
+#include <algorithm>
+#include <utility>
 #include "autograd/node.h"
 #include "core/shape.h"
 #include "kernels/linalg.h"
