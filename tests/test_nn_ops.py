@@ -143,14 +143,22 @@ def test_cross_entropy_extreme_logits_finite(device):
     assert abs(loss.item() - 2e4) < 1 and np.isfinite(logits.grad.numpy()).all()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("causal,L,S", [(False, 5, 5), (True, 5, 5), (True, 3, 6), (True, 6, 3), (False, 4, 7)])
-def test_attention(causal, L, S):
+def test_attention(causal, L, S, device):
     q, k, v = rng.standard_normal((2, 2, L, 4)), rng.standard_normal((2, 2, S, 4)), rng.standard_normal((2, 2, S, 3))
-    out = F.scaled_dot_product_attention(cgad.tensor(q), cgad.tensor(k), cgad.tensor(v), is_causal=causal)
+    out = F.scaled_dot_product_attention(*(cgad.tensor(a, device=device) for a in (q, k, v)), is_causal=causal)
+    assert out.device == device
     assert nmax_err(out.numpy(), np_attention(q, k, v, causal, 0.5)) < 1e-12
     gradcheck(lambda a, b, c: weighted_sum(F.scaled_dot_product_attention(a, b, c, is_causal=causal, scale=0.3)),
-              [q, k, v])
+              [q, k, v], device=device)
 
+
+def test_attention_rejects_mixed_devices():
+    cpu, dev = cgad.ones(1, 2, 3, 4), cgad.ones(1, 2, 3, 4, device="test")
+    for qkv in ((cpu, dev, dev), (dev, cpu, dev), (dev, dev, cpu), (cpu, cpu, dev)):
+        with pytest.raises(RuntimeError, match="same device"):
+            F.scaled_dot_product_attention(*qkv)
 
 
 def np_attention_vjp(q, k, v, g, causal, scale):
@@ -166,33 +174,38 @@ def np_attention_vjp(q, k, v, g, causal, scale):
     return scale * ds @ k, scale * np.swapaxes(ds, -1, -2) @ q, dv
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("causal,L,S,E,Ev", [(True, 70, 70, 64, 64), (True, 37, 75, 40, 33),
                                              (True, 75, 37, 16, 70), (False, 45, 67, 64, 24)])
-def test_attention_across_tile_edges(causal, L, S, E, Ev):
+def test_attention_across_tile_edges(causal, L, S, E, Ev, device):
     """Sizes that cross the micro GEMM's 6-row and 32-column tiles, in float64 and in float32."""
     q, k = rng.standard_normal((2, 3, L, E)), rng.standard_normal((2, 3, S, E))
     v, g = rng.standard_normal((2, 3, S, Ev)), rng.standard_normal((2, 3, L, Ev))
     ref = np_attention(q, k, v, causal, 0.2)
     ref_grads = np_attention_vjp(q, k, v, g, causal, 0.2)
     for dtype, tol in ((cgad.float64, 1e-12), (cgad.float32, 1e-5)):
-        ts = [cgad.tensor(a, dtype=dtype, requires_grad=True) for a in (q, k, v)]
+        ts = [cgad.tensor(a, dtype=dtype, device=device, requires_grad=True) for a in (q, k, v)]
         out = F.scaled_dot_product_attention(*ts, is_causal=causal, scale=0.2)
-        out.backward(cgad.tensor(g, dtype=dtype))
+        out.backward(cgad.tensor(g, dtype=dtype, device=device))
+        assert out.device == device
         assert nmax_err(out.numpy(), ref) < tol
         for t, r in zip(ts, ref_grads):
+            assert t.grad.device == device
             assert nmax_err(t.grad.numpy(), r) < tol * 10
 
 
-def test_attention_reads_strided_views_in_place():
+@pytest.mark.parametrize("device", DEVICES)
+def test_attention_reads_strided_views_in_place(device):
     """q, k, v as GPT-2 makes them (split of one (B, T, 3C) buffer, viewed and transposed), a
     last dim with stride 2, and a transposed upstream grad: values and grads as contiguous."""
     B, T, NH, HS = 2, 13, 3, 8
     qkv_np, g_np = rng.standard_normal((B, T, 3 * NH * HS)), rng.standard_normal((B, T, NH, HS))
-    qkv = cgad.tensor(qkv_np, requires_grad=True)
+    qkv = cgad.tensor(qkv_np, device=device, requires_grad=True)
     q, k, v = (t.reshape(B, T, NH, HS).transpose(1, 2) for t in qkv.split(NH * HS, dim=2))
     out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     y = out.transpose(1, 2).contiguous()
-    y.backward(cgad.tensor(g_np))
+    y.backward(cgad.tensor(g_np, device=device))
+    assert y.device == device and qkv.grad.device == device
     qn, kn, vn = (a.reshape(B, T, NH, HS).transpose(0, 2, 1, 3) for a in np.split(qkv_np, 3, axis=2))
     scale = 1 / math.sqrt(HS)
     assert nmax_err(y.numpy(), np_attention(qn, kn, vn, True, scale).transpose(0, 2, 1, 3)) < 1e-12
@@ -200,9 +213,38 @@ def test_attention_reads_strided_views_in_place():
     ref = np.concatenate([gr.transpose(0, 2, 1, 3).reshape(B, T, NH * HS) for gr in grads], axis=2)
     assert nmax_err(qkv.grad.numpy(), ref) < 1e-12
     wide = rng.standard_normal((2, 2, 7, 10))
-    t = cgad.tensor(wide)[..., ::2]  # last dim stride 2: copied, same answer
-    assert nmax_err(F.scaled_dot_product_attention(t, t, t).numpy(),
-                    np_attention(wide[..., ::2], wide[..., ::2], wide[..., ::2], False, 1 / math.sqrt(5))) < 1e-12
+    t = cgad.tensor(wide, device=device)[..., ::2]  # last dim stride 2: copied, same answer
+    out = F.scaled_dot_product_attention(t, t, t)
+    assert out.device == device
+    narrow = wide[..., ::2]
+    assert nmax_err(out.numpy(), np_attention(narrow, narrow, narrow, False, 1 / math.sqrt(5))) < 1e-12
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_attention_and_linear_vjps_match_torch(torch, device):
+    """The attention and linear cases of test_vjps_match_torch, with cgad on each device."""
+    tf = torch.nn.functional
+    x = rng.standard_normal((2, 4, 6, 8)).astype(np.float32)
+    w, b = rng.standard_normal(8).astype(np.float32), rng.standard_normal(8).astype(np.float32)
+    g = rng.standard_normal((2, 4, 6, 8)).astype(np.float32)
+    cases = {
+        "sdpa": (lambda t, W, B: F.scaled_dot_product_attention(t, t * W, t + B, is_causal=True),
+                 lambda t, W, B: tf.scaled_dot_product_attention(t, t * W, t + B, is_causal=True)),
+        "linear": (lambda t, W, B: F.linear(t, W.reshape(1, 8).expand(8, 8) * 1.0, B),
+                   lambda t, W, B: tf.linear(t, W.reshape(1, 8).expand(8, 8), B)),
+    }
+    for name, (ours, ref) in cases.items():
+        ct = [cgad.tensor(a, device=device, requires_grad=True) for a in (x, w, b)]
+        tt = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+        yo, yt = ours(*ct), ref(*tt)
+        yo.backward(cgad.tensor(g, device=device))
+        yt.backward(torch.tensor(g))
+        assert yo.device == device, name
+        assert nmax_err(yo.numpy(), yt.detach().numpy()) < 1e-5, name
+        for c, t in zip(ct, tt):
+            assert c.grad.device == device and t.grad is not None, name
+            assert nmax_err(c.grad.numpy(), t.grad.numpy()) < 1e-5, name
+
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_dropout(device):

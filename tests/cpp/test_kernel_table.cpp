@@ -23,6 +23,8 @@ int main() {
     CHECK(s->has(DeviceType::Test));
   }
   CHECK(names.count("binary_kernel") && names.count("copy_kernel") && names.count("fill_kernel"));
+  CHECK(names.count("gemm_kernel") && names.count("linear_kernel") && names.count("attention_forward_kernel") &&
+        names.count("attention_backward_kernel"));
   // This build has no CUDA backend: asking it for a kernel names the stub and the device.
   Tensor t = empty({2}, DType::Float32, Device{});
   try {
