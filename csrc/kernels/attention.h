@@ -26,10 +26,6 @@ inline AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tens
   return d;
 }
 
-// The dtype of the saved statistics (lse): float32, or float64 for float64 inputs, whatever the
-// input dtype, so that low-precision inputs keep their softmax statistics exact enough.
-inline DType attention_stats_dtype(DType input) { return input == DType::Float64 ? DType::Float64 : DType::Float32; }
-
 // out = softmax(scale * q @ k^T (masked when causal)) @ v, and lse[i] = the log-sum-exp of
 // query i's scaled scores. S > 0 (the op answers S = 0 itself).
 CGAD_DECLARE_KERNEL(attention_forward_kernel, void(const Tensor& out, const Tensor& lse, const Tensor& q,

@@ -101,7 +101,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   Shape oshape = q.shape();
   oshape.back() = d.Ev;
   Shape lshape(q.shape().begin(), q.shape().end() - 1);
-  const DType stats = attention_stats_dtype(q.dtype());
+  const DType stats = stats_dtype(q.dtype());
   Tensor out, lse;
   if (d.S == 0) {  // no keys: an empty weighted sum is zero, as torch gives (not 0/0)
     out = zeros(oshape, q.dtype(), q.device());

@@ -2,9 +2,6 @@
 #pragma once
 #include "autograd/node.h"
 #include "ops/ops.h"
-// Only for ops/attention.cpp, whose loops still read threads_for and OpenMP through this header
-// until they move behind the kernel table; the nn ops here use none of it.
-#include "backends/cpu/parallel.h"
 
 namespace cgad {
 

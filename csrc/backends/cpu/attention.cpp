@@ -173,7 +173,7 @@ void attention_backward(const T* q, const T* k, const T* v, const T* out, const 
   }
 }
 
-// For float32 and float64 inputs the statistics dtype (attention_stats_dtype) is the input's
+// For float32 and float64 inputs the statistics dtype (stats_dtype) is the input's
 // own, so lse is read and written as T.
 void attention_forward_k(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
                          bool causal, double scale) {
