@@ -298,7 +298,7 @@ FP32_CASES = {
     "gelu": lambda x: F.gelu(x, "tanh"),
     "layer_norm": lambda x: F.layer_norm(x, (x.shape[-1],)),
     "attention": lambda x: F.scaled_dot_product_attention(x, x * 0.5, x, is_causal=True),
-    "cross_entropy": lambda x: F.cross_entropy(x.reshape(-1, x.shape[-1]), cgad.tensor(np.arange(x.numel() // x.shape[-1]) % x.shape[-1])),
+    "cross_entropy": lambda x: F.cross_entropy(x.reshape(-1, x.shape[-1]), cgad.tensor(np.arange(x.numel() // x.shape[-1]) % x.shape[-1], device=x.device)),
 }
 
 
