@@ -107,18 +107,20 @@ Tensor from_numpy(py::array arr) {
   return t;
 }
 
+const char* numpy_dtype_name(DType d, const char* op) {
+  switch (d) {
+    case DType::Float32: return "float32";
+    case DType::Float64: return "float64";
+    case DType::Int32: return "int32";
+    case DType::Int64: return "int64";
+    case DType::Bool: return "bool";
+    default: throw TypeError(str(op, ": numpy has no ", dtype_name(d)));
+  }
+}
+
 py::array to_numpy(const Tensor& t) {
   Tensor c = to_device(contiguous_data(t.dtype() == DType::BFloat16 ? cast(t, DType::Float32) : t).detach(), Device{});
-  const char* fmt = nullptr;
-  switch (c.dtype()) {
-    case DType::Float32: fmt = "float32"; break;
-    case DType::Float64: fmt = "float64"; break;
-    case DType::Int32: fmt = "int32"; break;
-    case DType::Int64: fmt = "int64"; break;
-    case DType::Bool: fmt = "bool"; break;
-    default: throw TypeError("numpy: unsupported dtype");
-  }
-  py::array out(py::dtype(fmt), c.shape());
+  py::array out(py::dtype(numpy_dtype_name(c.dtype(), "numpy")), c.shape());
   if (c.numel() > 0) std::memcpy(out.mutable_data(), c.raw_data(), size_t(c.numel()) * itemsize(c.dtype()));
   return out;
 }

@@ -18,6 +18,14 @@ void bind_ops(py::module_& m) {
   m.def("dtype_of", [](py::handle dt) { return dtype_from(dt); });
   m.def("scalar_like", [](const Tensor& ref, py::handle v, const char* op) { return operand(ref, v, op); });
   m.def("wrap_dim", &wrap_dim);
+  // A numpy array over a contiguous CPU tensor's own memory (no copy; it keeps the tensor
+  // alive): what MPI reads and writes in place for cgad.distributed.
+  m.def("host_view", [](py::object obj) {
+    const Tensor& t = obj.cast<const Tensor&>();
+    if (!t.device().is_cpu()) throw RuntimeError(str("host_view: the tensor is on ", t.device().str(), ", not the CPU"));
+    if (!t.is_contiguous()) throw ValueError("host_view: the tensor is not contiguous");
+    return py::array(py::dtype(numpy_dtype_name(t.dtype(), "host_view")), t.shape(), {}, t.raw_data(), obj);
+  });
   m.def("to_device", &to_device);
   m.def("move_to_device_", &move_to_device_);
   m.def("copy_", &copy_);
