@@ -61,7 +61,8 @@ def weighted_sum(y, seed=0):
 
 # The sanitizer stage of .ci/run runs `-m sanitize` against an ASan+UBSan build of _C: every test
 # but the command-line runs (minutes of subprocesses under ASan), the memory figures (ASan's own
-# quarantine grows the RSS) and the source scan (no C++ in it).
+# quarantine grows the RSS), the source scan (no C++ in it) and the mpiexec runs (MPICH's launcher
+# and ranks would inherit the preloaded ASan runtime).
 NOT_SANITIZED = {"test_train_cli", "test_memory_flat", "test_no_pickle", "test_distributed"}
 
 
