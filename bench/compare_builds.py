@@ -9,23 +9,12 @@ between rounds of the same build, and whether the step-0 losses are identical.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from train_step import CONFIGS, save_weights  # noqa: E402
-
-
-def run(python, config, weights, args):
-    cmd = [python, os.path.join(HERE, "train_step.py"), "--worker", "cgad", "--config", config, "--weights", weights,
-           "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{python} failed on {config}:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+from train_step import CONFIGS, save_weights, spawn  # noqa: E402
 
 
 def main():
@@ -46,7 +35,7 @@ def main():
             runs = {"old": [], "new": []}
             for _ in range(args.rounds):
                 for build in ("old", "new"):
-                    runs[build].append(run(getattr(args, build), name, weights, args))
+                    runs[build].append(spawn("cgad", name, weights, args, python=getattr(args, build)))
         for build in ("old", "new"):
             ms = [statistics.median(r["times"]) * 1e3 for r in runs[build]]
             print(f"{name:<6} {build:<4} {' '.join(f'{m:9.1f}' for m in ms):<32} {statistics.median(ms):8.1f} "

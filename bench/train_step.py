@@ -155,8 +155,9 @@ def save_weights(cfg, path):
     np.savez(path, **{k: v.numpy() for k, v in model.state_dict().items()})
 
 
-def spawn(impl, config, weights, args):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, "--config", config, "--weights", weights,
+def spawn(impl, config, weights, args, python=sys.executable):
+    """One worker run in a subprocess of `python` (another install of cgad, for bench/compare_builds.py)."""
+    cmd = [python, os.path.abspath(__file__), "--worker", impl, "--config", config, "--weights", weights,
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
