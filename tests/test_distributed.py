@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import cgad
@@ -99,3 +100,22 @@ def test_two_ranks_under_mpiexec():
         assert "rank 0: 3 elements of float64, rank 1: 3 elements of float32" in d["mismatch_dtype"]
     timeouts = [d for d in lines if "timeout" in d]
     assert timeouts and "barrier: timed out after 1 s" in timeouts[0]["timeout"], proc.stdout + proc.stderr
+
+
+def test_gradient_sync_averages_over_ranks():
+    exe = mpiexec()
+    proc = subprocess.run([exe, "-n", "2", sys.executable, os.path.join(HERE, "mpi", "grad_sync.py")],
+                          capture_output=True, text=True, timeout=120)
+    ranks = {d["rank"]: d for d in (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))}
+    assert sorted(ranks) == [0, 1], proc.stdout + proc.stderr
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # rank 0's init everywhere
+    for i, (g0, g1) in enumerate(zip(ranks[0]["local"], ranks[1]["local"])):
+        expected = (np.array(g0) + (np.array(g1) if g1 is not None else 0.0)) / 2
+        for d in ranks.values():
+            np.testing.assert_allclose(d["synced"][i], expected, rtol=1e-6, err_msg=str(i))
+    assert ranks[0]["synced"] == ranks[1]["synced"]  # bit-identical on every rank
+
+
+def test_gradient_sync_needs_float32(single):
+    with pytest.raises(TypeError, match="must be float32"):
+        dist.GradientSync([cgad.ones(2, dtype=cgad.float64)])

@@ -160,5 +160,48 @@ def barrier():
         _wait(group, group.comm.Ibarrier(), "barrier")
 
 
+class GradientSync:
+    """Data-parallel gradient averaging: after the last micro-step's backward, every parameter's
+    grad is packed into one flat float32 buffer (allocated once), averaged over the ranks with a
+    single all_reduce, and unpacked, so every rank takes the same optimizer step. Parameters
+    without a grad on this rank count as zeros (every rank must pass the same parameter list)."""
+
+    def __init__(self, params):
+        self.params = list(params)
+        for p in self.params:
+            if p.dtype != _C.dtype.float32:
+                raise TypeError(f"GradientSync: parameters must be float32, got {p.dtype}")
+        self.numels = [p.numel() for p in self.params]
+        self.flat = None
+
+    def __call__(self):
+        group = _require("GradientSync")
+        if group.size == 1:
+            return
+        import cgad
+        if self.flat is None:
+            self.flat = cgad.zeros(sum(self.numels))
+        views, off = [], 0
+        for p, n in zip(self.params, self.numels):
+            view = self.flat[off:off + n]
+            if p.grad is None:
+                view.fill_(0.0)
+            else:
+                view.copy_(p.grad.reshape(-1))
+            views.append(view)
+            off += n
+        all_reduce(self.flat, op="avg")
+        for p, view in zip(self.params, views):
+            if p.grad is None:
+                p.grad = cgad.zeros(*p.shape, device=p.device)
+            p.grad.copy_(view.reshape(*p.shape))
+
+
+def broadcast_parameters(params, src=0):
+    """Every rank starts from rank src's weights (one broadcast per parameter)."""
+    for p in params:
+        broadcast(p, src=src)
+
+
 if launched_world() is not None and launched_world()[1] > 1:
     init_process_group()
