@@ -1,4 +1,7 @@
-"""Shared test helpers: normalized max error, float64 central differences, torch when present."""
+"""Shared test helpers: normalized max error, float64 central differences, torch when present,
+the offline data folder."""
+import os
+
 import numpy as np
 import pytest
 
@@ -56,7 +59,22 @@ def weighted_sum(y, seed=0):
 # The sanitizer stage of .ci/run runs `-m sanitize` against an ASan+UBSan build of _C: every test
 # but the command-line runs (minutes of subprocesses under ASan), the memory figures (ASan's own
 # quarantine grows the RSS) and the source scan (no C++ in it).
-NOT_SANITIZED = {"test_train_cli", "test_memory_flat", "test_no_pickle"}
+NOT_SANITIZED = {"test_train_cli", "test_run_folder", "test_signals", "test_memory_flat",
+                 "test_no_pickle"}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_DATA_ENV = "CGAD_TEST_DATA"
+
+
+def shared_data(*parts):
+    """A path in the offline test data (tinyshakespeare/, gpt2/ with GPT-2's vocab files,
+    tinystories/): under $CGAD_TEST_DATA, else a shared/data folder inside or beside the
+    checkout. Tests that need it skip when it is absent."""
+    candidates = [os.environ.get(TEST_DATA_ENV)] if os.environ.get(TEST_DATA_ENV) else \
+        [os.path.join(ROOT, "shared", "data"), os.path.join(ROOT, "..", "shared", "data")]
+    for base in candidates:
+        if os.path.isdir(base):
+            return os.path.join(base, *parts)
+    return os.path.join(candidates[0], *parts)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -160,7 +160,7 @@ def _matching_preset(config):
 
 def check_flags(args, model_config):
     """UsageError naming the flag for any value out of range; 0 always means 0."""
-    check_range(args, [
+    check_range([
         ("-B", args.B, 1, None), ("-T", args.T, 1, None),
         ("--total-batch-size", args.total_batch_size, 1, None),
         ("--max-steps", args.max_steps, 0, "evaluate and sample only"),

@@ -4,6 +4,7 @@ a GPT-2 tokenizer is recorded with the folder its vocabulary came from, so that 
 need no --vocab-dir; SIGINT and SIGTERM are turned into an orderly stop.
 """
 import argparse
+import math
 import os
 import signal
 import sys
@@ -33,10 +34,12 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-def check_range(args, rules):
+def check_range(rules):
     """Raise UsageError naming the flag for the first value outside its range. rules: (flag,
     value, minimum, what the value means at the minimum or None) tuples; None values pass."""
     for flag, value, minimum, meaning in rules:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{flag} must be a finite number, got {value}")
         if value is not None and value < minimum:
             note = f" ({minimum}: {meaning})" if meaning else ""
             raise UsageError(f"{flag} must be at least {minimum}{note}, got {value}")
@@ -82,9 +85,11 @@ def explain_missing_vocab(load):
     try:
         return load()
     except RuntimeError as e:  # load_gpt2: nothing local, and tiktoken could not download
-        raise UsageError(f"GPT-2 BPE needs its vocabulary files {' and '.join(VOCAB_FILES)}, "
-                         f"which were not found: give their folder with --vocab-dir DIR or "
-                         f"${VOCAB_ENV}=DIR ({e})") from None
+        why = str(e).rsplit("could not download it: ", 1)[-1].split(":")[0]  # the error type
+        raise UsageError(f"GPT-2 BPE needs its vocabulary files {' and '.join(VOCAB_FILES)}: "
+                         f"not found in --vocab-dir, ${VOCAB_ENV} or tiktoken's cache, and "
+                         f"downloading them failed ({why}); give their folder with --vocab-dir "
+                         f"DIR or ${VOCAB_ENV}=DIR") from None
 
 
 def error_line(e):

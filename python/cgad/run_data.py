@@ -6,8 +6,9 @@ import json
 import os
 import shutil
 
-from cgad.checkpoint import WriteError
-from cgad.cli import UsageError, explain_missing_vocab, tokenizer_from_record
+from cgad.checkpoint import WriteError, write_json
+from cgad.cli import (UsageError, explain_missing_vocab, tokenizer_from_record,
+                      tokenizer_record)
 from cgad.data import TINY_SHAKESPEARE, read_shard, split_shard_files, write_text_shards
 from cgad.tokenizers import get_tokenizer, load_gpt2
 
@@ -39,6 +40,7 @@ def tokenize_text(data, tokenizer_name, vocab_dir, folder, log):
     log(f"data: {path} ({len(text):,} characters), tokenizer {tokenizer.name} "
         f"(vocab {tokenizer.vocab_size})")
     train, val = write_text_shards(text, tokenizer, folder, TEXT_NAME)
+    write_json(os.path.join(folder, "tokenizer.json"), tokenizer_record(tokenizer))
     return train, val, tokenizer
 
 
@@ -68,19 +70,17 @@ def shard_files(data, vocab_dir, log):
 
 def check_batch_fits(files, B, T, label):
     """UsageError when a shard holds fewer tokens than one (B, T) batch needs, saying how many
-    it has and which -B / -T would fit."""
-    for path in files:
-        n = len(read_shard(path))
-        if n >= B * T + 1:
-            continue
-        if n - 1 >= T:
-            fit = f"-B {(n - 1) // T} -T {T}"
-        elif n >= 2:
-            fit = f"-B 1 -T {n - 1}"
-        else:
-            raise UsageError(f"{label(path)} has {n} token(s): nothing to train or evaluate on")
-        raise UsageError(f"{label(path)} has {n:,} tokens, too few for one batch of -B {B} x "
-                         f"-T {T} (which needs {B * T + 1:,}); {fit} would fit")
+    it has and which -B / -T would fit every shard."""
+    counts = {path: len(read_shard(path)) for path in files}
+    short = [path for path, n in counts.items() if n < B * T + 1]
+    if not short:
+        return
+    n, fewest = counts[short[0]], min(counts.values())
+    if fewest < 2:
+        raise UsageError(f"{label(short[0])} has {n} token(s): nothing to train or evaluate on")
+    fit = f"-B {(fewest - 1) // T} -T {T}" if fewest - 1 >= T else f"-B 1 -T {fewest - 1}"
+    raise UsageError(f"{label(short[0])} has {n:,} tokens, too few for one batch of -B {B} x "
+                     f"-T {T} (which needs {B * T + 1:,}); {fit} would fit")
 
 
 def install_shards(tmp_dir, folder, train, val):

@@ -20,7 +20,7 @@ def generate_options(temperature, top_k):
     """(temperature, top_k) for GPT.generate from the command lines' meanings: temperature 0 is
     greedy decoding (top-k 1, since generate needs a positive temperature), top_k 0 samples from
     every token. ValueError naming the flag for negative values."""
-    if temperature < 0:
+    if not temperature >= 0:  # NaN too
         raise ValueError(f"--temperature must be >= 0 (0: greedy), got {temperature}")
     if top_k < 0:
         raise ValueError(f"--top-k must be >= 0 (0: every token), got {top_k}")
