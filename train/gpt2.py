@@ -36,8 +36,7 @@ FINETUNE_LR = 3e-5  # nanoGPT's finetune_shakespeare rate, the default with --in
 FIXED = {"model": "--model", "init_from": "--init-from", "T": "-T", "B": "-B",
          "total_batch_size": "--total-batch-size", "data": "--data", "tokenizer": "--tokenizer",
          "seed": "--seed", "weight_decay": "--weight-decay"}
-NOT_SAVED = ("resume", "check", "overwrite")
-NOT_COMPARED = NOT_SAVED + ("out",)  # the folder may have been moved since
+NOT_SAVED = ("resume", "check", "overwrite", "out")  # the folder may be moved or copied
 
 
 def build_parser():
@@ -201,8 +200,8 @@ def _show(key, value):
 def merge_saved_args(args, given, saved_args, log):
     """On --resume: the run's saved flags fill the ones not given; a given flag that defines
     the model or its data must equal the saved one; the others are printed when they change."""
-    for key in given:
-        if key in NOT_COMPARED or key not in saved_args:
+    for key in saved_args:  # in the command line's order
+        if key in NOT_SAVED or key not in given:
             continue
         new, old = getattr(args, key), saved_args[key]
         if key in ("data", "init_from") and new is not None:
