@@ -94,13 +94,6 @@ def test_a_start_that_fails_changes_nothing(tmp_path, finished_run, text_file, b
     assert snapshot(out) == before  # config.json, checkpoints, metrics: byte for byte
 
 
-def test_a_failed_start_in_a_new_folder_leaves_no_folder(tmp_path):
-    proc = run("gpt2.py", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "new"),
-               check=False)
-    assert_user_error(proc, f"no data at {tmp_path / 'nope'}")
-    assert os.listdir(tmp_path) == []
-
-
 def test_resume_flag_rules(tmp_path, finished_run, text_file):
     out = copy_run(finished_run, tmp_path)
     for args, message in (

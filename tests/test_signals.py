@@ -18,7 +18,7 @@ STEPS = 24
 @pytest.fixture(scope="module")
 def args(text_file):
     return ["--data", text_file, "--tokenizer", "char", "--max-steps", str(STEPS),
-            "--val-every", "8", "--threads", "1", "--num-samples", "0", *SMALL]
+            "--val-every", "8", "--threads", "1", *SMALL]
 
 
 @pytest.fixture(scope="module")

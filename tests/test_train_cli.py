@@ -432,4 +432,7 @@ def test_usage_errors_are_one_line(tmp_path):
     assert_user_error(proc, "argument -B/--batch-size: invalid int value: 'many'")
     proc = run("gpt2.py", "--resume", "--overwrite", "--out", str(tmp_path / "x"), check=False)
     assert_user_error(proc, "--resume continues the run in --out and --overwrite replaces it")
-    assert not os.path.exists(tmp_path / "x")
+    proc = run("gpt2.py", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "x"),
+               check=False)
+    assert_user_error(proc, f"no data at {tmp_path / 'nope'}")
+    assert os.listdir(tmp_path) == []  # a failed start leaves no folder behind
