@@ -9,7 +9,7 @@ import cgad
 
 
 def nmax_err(a, b):
-    """max|a - b| / max|b| (DESIGN.md habit 3), 0 for two empty or all-zero arrays."""
+    """Normalized max error max|a - b| / max|b|, 0 for two empty or all-zero arrays."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape, (a.shape, b.shape)
     if a.size == 0:
