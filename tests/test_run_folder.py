@@ -195,3 +195,15 @@ def test_a_folder_without_write_permission_is_one_error_line(tmp_path, finished_
         assert_user_error(proc, f"{out}: Permission denied")
     finally:
         os.chmod(out, 0o755)
+
+
+def test_a_run_killed_before_its_first_checkpoint_offers_no_resume(tmp_path, finished_run,
+                                                                   text_file):
+    out = copy_run(finished_run, tmp_path)
+    for name in ("latest", "ckpt-2"):  # as a kill -9 before the first checkpoint leaves it
+        shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+        if os.path.isfile(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
+    proc = run("gpt2.py", "--data", text_file, "--out", out, check=False)
+    assert_user_error(proc, f"{out} holds a run with no checkpoint yet (nothing to resume): "
+                            f"start over with --overwrite (deletes it), or give another --out")

@@ -20,8 +20,8 @@ from cgad.cli import (ArgumentParser, Interrupted, StopSignals, UsageError, chec
 from cgad.data import DataLoaderLite, split_shard_files
 from cgad.lr import warmup_cosine
 from cgad.models.gpt import GPT, GPTConfig
-from cgad.run_folder import (DATA_DIR, RunInUse, RunLock, clear_run, check_writable,
-                             describe_run, read_run_config, write_run_config)
+from cgad.run_folder import (DATA_DIR, NO_CHECKPOINT, RunInUse, RunLock, check_writable,
+                             clear_run, describe_run, read_run_config, write_run_config)
 from cgad.sampling import DEFAULTS as SAMPLE_DEFAULTS
 from cgad.sampling import generate_options, sample_text
 from cgad.trainer import NonFiniteError, Trainer
@@ -247,9 +247,9 @@ class Run:
         else:
             held = describe_run(self.out)
             if held and not args.overwrite:
-                raise UsageError(
-                    f"{self.out} holds {held}: continue it with --resume, start over with "
-                    f"--overwrite (deletes it), or give another --out")
+                resume = "" if held == NO_CHECKPOINT else "continue it with --resume, "
+                raise UsageError(f"{self.out} holds {held}: {resume}start over with --overwrite "
+                                 f"(deletes it), or give another --out")
             self.replacing = held
         for key in ("data", "init_from"):  # a run is resumable from any working directory
             if getattr(args, key) is not None:
@@ -280,11 +280,8 @@ class Run:
         if self.saved is not None:
             self.train_files, self.val_files, self.tokenizer = self._saved_data()
         elif run_data.is_text(args.data):
-            name = args.tokenizer or ("gpt2" if args.init_from else "auto")
-            if args.data is None and name == "auto":
-                name = "char"  # the embedded default is char-level whatever tiktoken has cached
             self.train_files, self.val_files, self.tokenizer = run_data.tokenize_text(
-                args.data, name, args.vocab_dir, tmp_dir, log)
+                args.data, text_tokenizer_name(args), args.vocab_dir, tmp_dir, log)
             self.tmp_shards = tmp_dir
         else:
             self.train_files, self.val_files, self.tokenizer = run_data.shard_files(
@@ -406,6 +403,13 @@ class Run:
         return 0
 
 
+def text_tokenizer_name(args):
+    """--tokenizer for text data: GPT-2 BPE with --init-from, char-level for the embedded text
+    (whatever tiktoken has cached), else as given (default auto)."""
+    name = args.tokenizer or ("gpt2" if args.init_from else "auto")
+    return "char" if args.data is None and name == "auto" else name
+
+
 def script_command(path):
     """`python <path>` with the path as the user would type it from here."""
     rel = os.path.relpath(path)
@@ -419,7 +423,9 @@ def _inside(files, folder):
 
 def check_only(args, log):
     """--check: the debugging kit on this configuration; the run folder is not touched."""
-    model_config = GPTConfig.preset(args.model or "tiny")
+    pretrained = GPT.from_pretrained(args.init_from) if args.init_from else None
+    model_config = pretrained.config if pretrained is not None else \
+        GPTConfig.preset(args.model or "tiny")
     resolve_defaults(args, model_config)
     check_flags(args, model_config)
     device = resolve_device(args.device)
@@ -427,16 +433,17 @@ def check_only(args, log):
         cgad.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="cgad-check-") as tmp:
         if run_data.is_text(args.data):
-            name = args.tokenizer or "auto"
             train, _, tokenizer = run_data.tokenize_text(
-                args.data, "char" if args.data is None and name == "auto" else name,
-                args.vocab_dir, tmp, log)
+                args.data, text_tokenizer_name(args), args.vocab_dir, tmp, log)
         else:
             train, _, tokenizer = run_data.shard_files(args.data, args.vocab_dir, log)
         run_data.check_batch_fits(train, args.B, args.T, str)
         vocab = tokenizer.vocab_size if tokenizer is not None else 50257
         cgad.manual_seed(args.seed)
-        model = GPT(GPTConfig.preset(args.model, vocab_size=vocab)).to(device)
+        model = pretrained if pretrained is not None else \
+            GPT(GPTConfig.preset(args.model, vocab_size=vocab))
+        model.to(device)
+        vocab = model.config.vocab_size
         optimizer = model.configure_optimizers(args.weight_decay, args.lr)
         loader = DataLoaderLite(args.B, args.T, train, vocab_size=vocab)
         return 0 if run_checks(model, optimizer, loader, log=log) else 1

@@ -22,6 +22,9 @@ RUN_FILES = (checkpoint.LATEST_FILE, checkpoint.LATEST_FILE + ".tmp", METRICS_FI
 _RUN_ENTRY = re.compile(r"^(ckpt-\d+|\.tmp-.*)$")
 
 
+NO_CHECKPOINT = "a run with no checkpoint yet (nothing to resume)"
+
+
 class RunInUse(Exception):
     """Another live trainer holds the folder's lock."""
 
@@ -114,7 +117,7 @@ def describe_run(out):
     except (OSError, ValueError):
         return f"a run whose {checkpoint.LATEST_FILE} file is damaged"
     if latest is None:
-        return "a run with no checkpoint yet"
+        return NO_CHECKPOINT
     try:
         step = checkpoint.read_state(latest)["step"]
     except (OSError, ValueError):
