@@ -6,8 +6,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 import cgad
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,20 +93,3 @@ def snapshot(folder):
             with open(path, "rb") as f:
                 found[os.path.relpath(path, folder)] = f.read()
     return found
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "tiny.txt"
-    with open(os.path.join(ROOT, "python", "cgad", "datasets", "tinyshakespeare.txt")) as f:
-        path.write_text(f.read()[:60_000])
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, text_file):
-    """A 2-step run, finished, to copy and try things on."""
-    out = str(tmp_path_factory.mktemp("finished") / "run")
-    run("gpt2.py", "--data", text_file, "--tokenizer", "char", "--max-steps", "2",
-        "--val-every", "2", "--out", out, *SMALL)
-    return out

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import cgad
+from cli_helpers import SMALL, run
 
 
 def nmax_err(a, b):
@@ -92,3 +93,21 @@ def torch():
 def _seed():
     cgad.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    """The first 60,000 characters of Tiny Shakespeare, for the command-line tests."""
+    path = tmp_path_factory.mktemp("text") / "tiny.txt"
+    with open(os.path.join(ROOT, "python", "cgad", "datasets", "tinyshakespeare.txt")) as f:
+        path.write_text(f.read()[:60_000])
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, text_file):
+    """A 2-step run, finished, to copy and try things on."""
+    out = str(tmp_path_factory.mktemp("finished") / "run")
+    run("gpt2.py", "--data", text_file, "--tokenizer", "char", "--max-steps", "2",
+        "--val-every", "2", "--out", out, *SMALL)
+    return out

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from cgad import checkpoint
-from cli_helpers import (SMALL, assert_user_error, finished_run, offline_env, popen, records,
-                         run, snapshot, steps, text_file)  # noqa: F401
+from cli_helpers import (SMALL, assert_user_error, offline_env, popen, records, run, snapshot,
+                         steps)
 
 
 def copy_run(finished_run, tmp_path):

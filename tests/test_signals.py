@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cgad import checkpoint
-from cli_helpers import SMALL, popen, records, run, text_file  # noqa: F401
+from cli_helpers import SMALL, popen, records, run
 
 STEPS = 24
 

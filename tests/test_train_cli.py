@@ -19,7 +19,7 @@ import pytest
 import cgad
 from cgad import checkpoint
 from cli_helpers import (ROOT, SLOW_WRITES, SMALL, STEP_RE, VAL_RE, assert_user_error, env,
-                         finished_run, offline_env, records, run, steps, text_file)  # noqa: F401
+                         offline_env, records, run, steps)
 from conftest import shared_data
 
 SHARED = shared_data()

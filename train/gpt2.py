@@ -15,29 +15,17 @@ import tempfile
 import cgad
 from cgad import checkpoint, run_data
 from cgad.checks import run_checks
-from cgad.cli import (ArgumentParser, Interrupted, StopSignals, UsageError, check_range,
-                      resolve_device, run_main, tokenizer_from_record, tokenizer_record)
+from cgad.cli import (ArgumentParser, Interrupted, StopSignals, UsageError, resolve_device,
+                      run_main, tokenizer_from_record, tokenizer_record)
 from cgad.data import DataLoaderLite, split_shard_files
 from cgad.lr import warmup_cosine
 from cgad.models.gpt import GPT, GPTConfig
+from cgad.run_flags import NOT_SAVED, check_flags, merge_saved_args, resolve_defaults
 from cgad.run_folder import (DATA_DIR, NO_CHECKPOINT, RunInUse, RunLock, check_writable,
                              clear_run, describe_run, read_run_config, write_run_config)
 from cgad.sampling import DEFAULTS as SAMPLE_DEFAULTS
 from cgad.sampling import generate_options, sample_text
 from cgad.trainer import NonFiniteError, Trainer
-
-# -B / -T per preset, sized for a CPU; the GPT-2 sizes use their full context
-DEFAULT_BT = {"tiny": (16, 128), "mini": (8, 256), "gpt2": (4, 1024), "gpt2-medium": (2, 1024),
-              "gpt2-large": (1, 1024), "gpt2-xl": (1, 1024)}
-SMALL_PRESETS = ("tiny", "mini")
-FINETUNE_LR = 3e-5  # nanoGPT's finetune_shakespeare rate, the default with --init-from
-# on --resume these must equal the run's (they define the model, its data or its optimizer);
-# every other flag may change and is printed when it does
-FIXED = {"model": "--model", "init_from": "--init-from", "T": "-T", "B": "-B",
-         "total_batch_size": "--total-batch-size", "data": "--data", "tokenizer": "--tokenizer",
-         "seed": "--seed", "weight_decay": "--weight-decay"}
-NOT_SAVED = ("resume", "check", "overwrite", "out")  # the folder may be moved or copied
-
 
 def build_parser():
     """The command line; every default is None here and resolved in resolve_defaults(), so that
@@ -127,103 +115,6 @@ def out_from_argv(argv):
         return None
 
 
-def resolve_defaults(args, model_config):
-    """Fill the unset flags from the defaults (after --resume filled the run's own)."""
-    d = vars(args)
-    preset = d["model"] or ("tiny" if d["init_from"] is None else None)
-    d["model"] = preset
-    default_b, default_t = DEFAULT_BT.get(preset or _matching_preset(model_config),
-                                          (1, model_config.block_size))
-    for key, default in (("B", default_b), ("T", min(default_t, model_config.block_size)),
-                         ("max_steps", 2500), ("weight_decay", 0.1), ("grad_clip", 1.0),
-                         ("val_every", 50), ("val_steps", 20), ("sample_every", 0),
-                         ("log_every", 1), ("out", "out"), ("seed", 1337), ("device", "auto"),
-                         ("on_nan", "stop"), *SAMPLE_DEFAULTS.items()):
-        if d[key] is None:
-            d[key] = default
-    if d["lr"] is None:
-        d["lr"] = FINETUNE_LR if d["init_from"] else 1e-3 if preset in SMALL_PRESETS else 6e-4
-    for key, default in (("total_batch_size", d["B"] * d["T"]), ("min_lr", d["lr"] * 0.1),
-                         ("warmup_steps", min(100, d["max_steps"] // 10)),
-                         ("ckpt_every", d["val_every"] or 50)):
-        if d[key] is None:
-            d[key] = default
-
-
-def _matching_preset(config):
-    for name, (n_layer, n_head, n_embd, _) in GPTConfig.PRESETS.items():
-        if (config.n_layer, config.n_head, config.n_embd) == (n_layer, n_head, n_embd):
-            return name
-    return None
-
-
-def check_flags(args, model_config):
-    """UsageError naming the flag for any value out of range; 0 always means 0."""
-    check_range([
-        ("-B", args.B, 1, None), ("-T", args.T, 1, None),
-        ("--total-batch-size", args.total_batch_size, 1, None),
-        ("--max-steps", args.max_steps, 0, "evaluate and sample only"),
-        ("--lr", args.lr, 0, None), ("--min-lr", args.min_lr, 0, None),
-        ("--warmup-steps", args.warmup_steps, 0, None),
-        ("--weight-decay", args.weight_decay, 0, None),
-        ("--grad-clip", args.grad_clip, 0, "no clipping"),
-        ("--val-every", args.val_every, 0, "evaluate only at the end"),
-        ("--val-steps", args.val_steps, 0, "no evaluation"),
-        ("--ckpt-every", args.ckpt_every, 0, "only after the last step"),
-        ("--log-every", args.log_every, 0, "no step lines"),
-        ("--sample-every", args.sample_every, 0, "only at the end"),
-        ("--num-samples", args.num_samples, 0, "no samples"),
-        ("--max-new-tokens", args.max_new_tokens, 0, None),
-        ("--threads", args.threads, 1, None)])
-    try:
-        generate_options(args.temperature, args.top_k)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if args.T > model_config.block_size:
-        raise UsageError(f"-T {args.T} exceeds the model's block size "
-                         f"{model_config.block_size}")
-    if args.total_batch_size % (args.B * args.T):
-        raise UsageError(f"--total-batch-size {args.total_batch_size} is not a multiple of "
-                         f"B*T = {args.B * args.T}")
-    if args.init_from and args.tokenizer == "char":
-        raise UsageError("--init-from starts from GPT-2 weights, which need GPT-2 BPE; "
-                         "--tokenizer char does not fit them")
-
-
-def _show(key, value):
-    if value is None:
-        return {"data": "the embedded Tiny Shakespeare", "init_from": "none (random init)",
-                "model": "none (--init-from)"}.get(key, "unset")
-    return str(value)
-
-
-def merge_saved_args(args, given, saved_args, log):
-    """On --resume: the run's saved flags fill the ones not given; a given flag that defines
-    the model or its data must equal the saved one; the others are printed when they change."""
-    for key in saved_args:  # in the command line's order
-        if key in NOT_SAVED or key not in given:
-            continue
-        new, old = getattr(args, key), saved_args[key]
-        if key in ("data", "init_from") and new is not None:
-            new = os.path.abspath(new)
-            setattr(args, key, new)
-        if new == old or (key == "tokenizer" and new == "auto"):
-            continue
-        flag = FIXED.get(key) or "--" + key.replace("_", "-")
-        if key in FIXED:
-            raise UsageError(f"--resume: {flag} {_show(key, new)} differs from the run's "
-                             f"{_show(key, old)}; it defines the run (drop the flag to keep "
-                             f"it, or start a new run in another --out)")
-        note = ""
-        if key == "max_steps":
-            note = (f" (the cosine decay is re-stretched to end at step {new}: the lr from "
-                    f"here on differs from the {old}-step schedule's)")
-        log(f"resume: {flag} changed from {_show(key, old)} to {_show(key, new)}{note}")
-    for key, value in saved_args.items():
-        if key not in NOT_SAVED and getattr(args, key, None) is None:
-            setattr(args, key, value)
-
-
 class Run:
     """One invocation of the training command, from the lock to the closing summary."""
 
@@ -239,6 +130,9 @@ class Run:
         if args.resume and args.overwrite:
             raise UsageError("--resume continues the run in --out and --overwrite replaces it: "
                              "give one of them")
+        for key in ("data", "init_from"):  # saved absolute: resumable from any folder
+            if getattr(args, key) is not None:
+                setattr(args, key, os.path.abspath(getattr(args, key)))
         if args.resume:
             self.saved = read_run_config(self.out)
             self.resume_from = checkpoint.resolve_checkpoint(self.out)
@@ -251,9 +145,6 @@ class Run:
                 raise UsageError(f"{self.out} holds {held}: {resume}start over with --overwrite "
                                  f"(deletes it), or give another --out")
             self.replacing = held
-        for key in ("data", "init_from"):  # a run is resumable from any working directory
-            if getattr(args, key) is not None:
-                setattr(args, key, os.path.abspath(getattr(args, key)))
         pretrained = None
         if self.saved is not None:
             model_config = GPTConfig(**self.saved["model"])
