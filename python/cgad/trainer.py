@@ -370,8 +370,8 @@ class Trainer:
     def summary(self):
         """The closing line: steps, this run's wall time, final and best validation loss, the
         latest checkpoint."""
-        parts = [f"done: {self.step}/{self.max_steps} steps in "
-                 f"{format_duration(time.perf_counter() - self._t_start)}"]
+        elapsed = time.perf_counter() - self._t_start if self._t_start is not None else 0.0
+        parts = [f"done: {self.step}/{self.max_steps} steps in {format_duration(elapsed)}"]
         if "val_loss" in self.last_metrics:
             parts.append(f"final validation loss: {self.last_metrics['val_loss']:.4f}")
         if self.best_val is not None:
