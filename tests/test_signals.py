@@ -1,16 +1,20 @@
 """SIGINT and SIGTERM sent to a real train/gpt2.py: the step in flight finishes, a checkpoint of
 the last completed step is written (a second signal during that save waits for it), one line
 names it with the resume command, the exit status is 130 / 143, and the resumed run's every
-loss equals an uninterrupted run's."""
+loss equals an uninterrupted run's. During the checks before a run starts, a signal stops it at
+once, with nothing in the folder changed."""
 import os
 import re
+import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 from cgad import checkpoint
-from cli_helpers import SMALL, popen, records, run
+from cli_helpers import SMALL, env, popen, records, run, script, snapshot
 
 STEPS = 24
 
@@ -88,3 +92,38 @@ def test_a_second_signal_while_saving_waits_for_the_save(tmp_path, args, uninter
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
     run("gpt2.py", "--resume", "--out", out)
     assert records(out) == uninterrupted
+
+
+# Runs train/gpt2.py with its last check (does every shard hold a batch?) announced and slowed
+# down, so that a signal lands while the run is still checking.
+SLOW_CHECKS = """
+import runpy, sys, time
+from cgad import run_data
+check = run_data.check_batch_fits
+def slow_check(*args, **kwargs):
+    print("checking", flush=True)
+    time.sleep(30)
+    return check(*args, **kwargs)
+run_data.check_batch_fits = slow_check
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_signal_during_the_checks_stops_at_once_and_changes_nothing(tmp_path, finished_run,
+                                                                      args):
+    out = str(tmp_path / "run")
+    shutil.copytree(finished_run, out)
+    before = snapshot(out)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_CHECKS, script("gpt2.py"), *args,
+                             "--overwrite", "--out", out], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env())
+    for line in proc.stdout:
+        if line == "checking\n":
+            proc.send_signal(signal.SIGINT)
+            break
+    started = time.time()
+    code, stdout, err = finish(proc)
+    assert code == 130 and time.time() - started < 20 and "Traceback" not in err, err
+    assert f"interrupted (SIGINT) during the checks; nothing in {out} was changed" in stdout
+    assert snapshot(out) == before  # --overwrite had not deleted anything yet
