@@ -27,6 +27,7 @@ from cgad.sampling import DEFAULTS as SAMPLE_DEFAULTS
 from cgad.sampling import generate_options, sample_text
 from cgad.trainer import NonFiniteError, Trainer
 
+
 def build_parser():
     """The command line; every default is None here and resolved in resolve_defaults(), so that
     --resume can tell given flags from the saved run's."""
