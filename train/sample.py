@@ -55,7 +55,7 @@ def load_model(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     check_range([("--num-samples", args.num_samples, 1, None),
-                       ("--max-new-tokens", args.max_new_tokens, 0, None)])
+                 ("--max-new-tokens", args.max_new_tokens, 0, None)])
     try:
         temperature, top_k = generate_options(args.temperature, args.top_k)
     except ValueError as e:
