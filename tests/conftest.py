@@ -1,12 +1,16 @@
-"""Shared test helpers: normalized max error, float64 central differences, torch when present."""
+"""Shared test helpers: normalized max error, float64 central differences, torch when present,
+the offline data folder."""
+import os
+
 import numpy as np
 import pytest
 
 import cgad
+from cli_helpers import SMALL, run
 
 
 def nmax_err(a, b):
-    """max|a - b| / max|b| (DESIGN.md habit 3), 0 for two empty or all-zero arrays."""
+    """Normalized max error max|a - b| / max|b|, 0 for two empty or all-zero arrays."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape, (a.shape, b.shape)
     if a.size == 0:
@@ -63,7 +67,22 @@ def weighted_sum(y, seed=0):
 # but the command-line runs (minutes of subprocesses under ASan), the memory figures (ASan's own
 # quarantine grows the RSS), the source scan (no C++ in it) and the mpiexec runs (MPICH's launcher
 # and ranks would inherit the preloaded ASan runtime).
-NOT_SANITIZED = {"test_train_cli", "test_memory_flat", "test_no_pickle", "test_distributed"}
+NOT_SANITIZED = {"test_train_cli", "test_run_folder", "test_signals", "test_memory_flat",
+                 "test_no_pickle", "test_distributed"}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_DATA_ENV = "CGAD_TEST_DATA"
+
+
+def shared_data(*parts):
+    """A path in the offline test data (tinyshakespeare/, gpt2/ with GPT-2's vocab files,
+    tinystories/): under $CGAD_TEST_DATA, else a shared/data folder inside or beside the
+    checkout. Tests that need it skip when it is absent."""
+    candidates = [os.environ.get(TEST_DATA_ENV)] if os.environ.get(TEST_DATA_ENV) else \
+        [os.path.join(ROOT, "shared", "data"), os.path.join(ROOT, "..", "shared", "data")]
+    for base in candidates:
+        if os.path.isdir(base):
+            return os.path.join(base, *parts)
+    return os.path.join(candidates[0], *parts)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -81,3 +100,21 @@ def torch():
 def _seed():
     cgad.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    """The first 60,000 characters of Tiny Shakespeare, for the command-line tests."""
+    path = tmp_path_factory.mktemp("text") / "tiny.txt"
+    with open(os.path.join(ROOT, "python", "cgad", "datasets", "tinyshakespeare.txt")) as f:
+        path.write_text(f.read()[:60_000])
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, text_file):
+    """A 2-step run, finished, to copy and try things on."""
+    out = str(tmp_path_factory.mktemp("finished") / "run")
+    run("gpt2.py", "--data", text_file, "--tokenizer", "char", "--max-steps", "2",
+        "--val-every", "2", "--out", out, *SMALL)
+    return out

@@ -5,7 +5,7 @@ layouts (negative-stride, Fortran-order and strided numpy inputs; permuted, stri
 cgad views), values (NaN, +-inf, -0.0, huge and tiny) and arguments (dims, indices and sizes in
 and out of range, wrong types). Every call must either match the numpy reference (normalized max
 error for floats, exact for ints and bools, the same NaN positions and the result dtype
-torch.result_type gives) or raise exactly the exception type DESIGN.md assigns; differentiable
+torch.result_type gives) or raise exactly the exception type docs/api.md assigns; differentiable
 ops also check their backward (a random-weight VJP, or a plain sum) against float64 formulas.
 
 Run by tests/test_fuzz.py in a child process, so that a crash is a reported failure rather than a

@@ -1,4 +1,4 @@
-"""Misuse through the public API raises the exception type DESIGN.md assigns, naming the problem."""
+"""Misuse through the public API raises the exception type docs/api.md assigns, naming the problem."""
 import os
 import subprocess
 import sys

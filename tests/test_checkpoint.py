@@ -196,3 +196,46 @@ def test_kill_at_random_moments_leaves_a_complete_checkpoint(tmp_path):
         last = step
     leftovers = [n for n in os.listdir(run) if n.startswith(".tmp-")]
     assert len(leftovers) <= 1  # at most the last killed writer's; earlier ones were pruned
+
+
+@pytest.mark.parametrize("fail_at", ["optim.safetensors", "state.json", "latest"])
+def test_a_failed_write_names_the_file_removes_the_temporary_folder_keeps_latest(
+        tmp_path, monkeypatch, fail_at):
+    run = str(tmp_path)
+    model, optim = arrays(0)
+    checkpoint.write_checkpoint(run, 1, model, optim, {})
+    real_save, real_open = checkpoint.save_file, open
+
+    def save_file(tensors, path):
+        if path.endswith(fail_at):  # what safetensors raises on a full disk
+            raise checkpoint.SafetensorError("Error while serializing: I/O error: No space "
+                                             "left on device (os error 28)")
+        real_save(tensors, path)
+
+    def full_open(path, mode="r", *a, **kw):
+        if os.path.basename(str(path)) in (fail_at, fail_at + ".tmp") and "w" in mode:
+            raise OSError(28, "No space left on device")
+        return real_open(path, mode, *a, **kw)
+
+    monkeypatch.setattr(checkpoint, "save_file", save_file)
+    monkeypatch.setattr("builtins.open", full_open)
+    with pytest.raises(checkpoint.WriteError) as e:
+        checkpoint.write_checkpoint(run, 2, model, optim, {})
+    assert e.value.errno == 28 and e.value.strerror == "No space left on device"
+    assert os.path.basename(e.value.filename) == fail_at
+    monkeypatch.undo()
+    assert sorted(n for n in os.listdir(run) if n != "ckpt-2") == ["ckpt-1", "latest"]
+    assert open(os.path.join(run, "latest")).read() == "ckpt-1\n"
+    checkpoint.read_checkpoint(run)
+
+
+def test_write_json_replaces_whole_or_names_the_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "config.json")
+    checkpoint.write_json(path, {"a": 1})
+    monkeypatch.setattr(checkpoint.json, "dump", lambda *a, **k: (_ for _ in ()).throw(
+        OSError(13, "Permission denied")))
+    with pytest.raises(checkpoint.WriteError, match="Permission denied") as e:
+        checkpoint.write_json(path, {"a": 2})
+    assert e.value.filename == path and os.listdir(tmp_path) == ["config.json"]
+    monkeypatch.undo()
+    assert open(path).read().replace(" ", "").replace("\n", "") == '{"a":1}'

@@ -1,4 +1,4 @@
-"""No pickle anywhere in the project (DESIGN.md: checkpoints and weights go through safetensors):
+"""No pickle anywhere in the project (checkpoints and weights go through safetensors):
 no pickle-family import, no torch.save/torch.load, no np.load(..., allow_pickle=True)."""
 import ast
 import os

@@ -9,9 +9,9 @@ import pytest
 from cgad.data import read_shard, write_text_shards
 from cgad.tokenizers import (CharTokenizer, GPT2Tokenizer, get_tokenizer, load_gpt2,
                              load_tokenizer_file)
+from conftest import shared_data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(ROOT, "..", "shared", "data")
+SHARED = shared_data()
 VOCAB = os.path.join(SHARED, "gpt2")
 needs_vocab = pytest.mark.skipif(not os.path.isfile(os.path.join(VOCAB, "vocab.bpe")),
                                  reason="shared GPT-2 vocab files absent")

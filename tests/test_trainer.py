@@ -52,7 +52,8 @@ def test_log_lines_callbacks_and_metrics(shards, tmp_path):
     for name in events:
         trainer.add_callback(name, lambda t, info, name=name: events[name].append(info))
     metrics = trainer.run()
-    assert VAL_RE.match(lines[0]) and STEP_RE.match(lines[1]) and lines[1].startswith("step     0")
+    log = [x for x in lines if x.startswith(("step", "validation"))]
+    assert VAL_RE.match(log[0]) and STEP_RE.match(log[1]) and log[1].startswith("step     0")
     assert sum(bool(STEP_RE.match(x)) for x in lines) == 8
     assert [e["step"] for e in events["on_eval"]] == [0, 4, 8]
     assert [e["step"] for e in events["on_checkpoint"]] == [4, 8]
@@ -247,3 +248,94 @@ def test_a_checkpoint_of_non_finite_parameters_is_refused(shards, tmp_path):
 def test_on_nan_must_be_stop_or_skip(shards):
     with pytest.raises(ValueError, match="on_nan"):
         make_trainer(shards, on_nan="ignore")
+
+
+PROGRESS_RE = re.compile(r"^progress: (\d+)/(\d+) steps \(\d+%\) \| elapsed \d+:\d\d:\d\d \| "
+                         r"eta (\d+:\d\d:\d\d|unknown)$")
+
+
+def test_log_every_progress_lines_and_summary(shards, tmp_path):
+    trainer, lines = make_trainer(shards, str(tmp_path), max_steps=10, ckpt_every=5,
+                                  log_every=4)
+    trainer.run()
+    steps = [int(x.split()[1]) for x in lines if STEP_RE.match(x)]
+    assert steps == [0, 4, 8, 9]  # every 4th step line and the last
+    records = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in records if "loss" in r] == list(range(10))  # every step kept
+    evals = [i for i, x in enumerate(lines) if VAL_RE.match(x)]
+    for i in evals:  # an evaluation is announced, and followed by the progress line
+        assert lines[i - 1].startswith("evaluating at step ") and PROGRESS_RE.match(lines[i + 1])
+    done = [PROGRESS_RE.match(x).group(1) for x in lines if PROGRESS_RE.match(x)]
+    assert done == ["0", "4", "8", "10"]
+    # only the step lines may start with "step <n> |": programs parse them
+    assert all(STEP_RE.match(x) for x in lines if re.match(r"^step +\d+ \|", x))
+    summary = trainer.summary()
+    best = min((r["val_loss"], r["step"]) for r in records if "val_loss" in r)
+    assert re.match(r"^done: 10/10 steps in \d+:\d\d:\d\d \| final validation loss: \d\.\d{4} \| "
+                    rf"best: {best[0]:.4f} at step {best[1]} \| checkpoint: .*ckpt-10$", summary)
+
+
+def test_progress_every_seconds(shards):
+    trainer, lines = make_trainer(shards, max_steps=3, progress_every=0.0)
+    trainer.val_loader = None
+    trainer.run()
+    assert [PROGRESS_RE.match(x).group(1) for x in lines if PROGRESS_RE.match(x)] == \
+        ["1", "2", "3"]
+
+
+def test_request_stop_checkpoints_the_last_completed_step(shards, tmp_path):
+    trainer, lines = make_trainer(shards, str(tmp_path), max_steps=8, ckpt_every=4)
+    trainer.add_callback("on_step_end",
+                         lambda t, info: t.request_stop() if info["step"] == 5 else None)
+    trainer.run()
+    assert trainer.stopped and trainer.step == 6
+    assert trainer.last_checkpoint == os.path.join(str(tmp_path), "ckpt-6")
+    assert open(tmp_path / "latest").read() == "ckpt-6\n"
+    # resumed, it ends as an uninterrupted run does
+    resumed, _ = make_trainer(shards, str(tmp_path), max_steps=8, ckpt_every=4)
+    resumed.load_checkpoint()
+    resumed.run()
+    full, _ = make_trainer(shards, str(tmp_path / "full"), max_steps=8, ckpt_every=4)
+    full.run()
+    for (n, p), (_, q) in zip(full.model.named_parameters(), resumed.model.named_parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=n)
+
+
+def test_stop_during_an_evaluation_drops_it_and_keeps_a_saved_step(shards, tmp_path):
+    trainer, lines = make_trainer(shards, str(tmp_path), max_steps=8, ckpt_every=4)
+    evaluate = trainer.evaluate
+
+    def stop_inside():
+        if trainer.step == 4:
+            trainer.request_stop()
+        return evaluate()
+
+    trainer.evaluate = stop_inside
+    trainer.run()
+    assert trainer.stopped and trainer.step == 4
+    records = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in records if "val_loss" in r] == [0]  # step 4's eval was dropped
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith("ckpt-")) == ["ckpt-4"]
+
+
+def test_ckpt_every_zero_writes_only_the_last_step(shards, tmp_path):
+    trainer, _ = make_trainer(shards, str(tmp_path), max_steps=5, ckpt_every=0)
+    trainer.run()
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith("ckpt-")) == ["ckpt-5"]
+
+
+def test_a_metrics_write_error_names_the_file(shards, tmp_path, monkeypatch):
+    from cgad.checkpoint import WriteError
+    trainer, _ = make_trainer(shards, str(tmp_path), max_steps=2)
+    real_open = open
+
+    def full_disk(path, mode="r", *a, **kw):
+        if str(path).endswith("metrics.jsonl") and "a" in mode:
+            raise OSError(28, "No space left on device")
+        return real_open(path, mode, *a, **kw)
+
+    monkeypatch.setattr("builtins.open", full_disk)
+    with pytest.raises(WriteError) as e:
+        trainer.run()
+    assert e.value.filename == os.path.join(str(tmp_path), "metrics.jsonl")
+    assert e.value.strerror == "No space left on device"

@@ -5,8 +5,11 @@ and only then is `latest` (a one-line file naming the newest checkpoint) replace
 older checkpoints are pruned last. A kill at any moment therefore leaves `latest` naming a
 complete checkpoint. state.json records each file's size and sha256 and a sha256 of its own
 content, and `latest` ends in a newline, so a damaged or truncated file is caught at load time with
-a ValueError naming it. Tensors go through safetensors.numpy: no pickle.
+a ValueError naming it. A write that fails (disk full, permission denied) raises WriteError
+naming the file and leaves no temporary folder behind. Tensors go through safetensors.numpy: no
+pickle.
 """
+import errno
 import hashlib
 import json
 import os
@@ -58,46 +61,103 @@ def _checkpoint_steps(run_dir):
     return found
 
 
+class WriteError(OSError):
+    """Writing a run-folder file failed (disk full, permission denied, read-only, ...); its
+    filename is the file that could not be written."""
+
+
+def _write_error(error, path):
+    """`error` (an OSError, or safetensors' own error wrapping one) as a WriteError naming path."""
+    if isinstance(error, OSError):
+        return WriteError(error.errno, error.strerror or str(error), path)
+    m = re.search(r"os error (\d+)", str(error))  # safetensors reports "... (os error 28)"
+    code = int(m.group(1)) if m else errno.EIO
+    return WriteError(code, os.strerror(code) if m else str(error), path)
+
+
+def write_json(path, data):
+    """Replace the JSON file `path` whole: a temporary file, fsynced, then os.replace, so that a
+    kill mid-write never leaves a half-written file. Raises WriteError naming the file."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        raise _write_error(e, path) from None
+
+
+def _remove(path):
+    """Remove a file or folder left by a failed write; a read-only folder may keep it."""
+    try:
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+    except OSError:
+        pass
+
+
 def write_checkpoint(run_dir, step, model_tensors, optim_tensors, state, keep=2):
     """Write ckpt-<step> into run_dir atomically, point `latest` at it, prune all but the newest
     `keep` checkpoints; returns the checkpoint folder. Tensors are dicts of numpy arrays; state
-    is a JSON-serializable dict (its "step" and "files" entries are filled in here)."""
-    os.makedirs(run_dir, exist_ok=True)
+    is a JSON-serializable dict (its "step" and "files" entries are filled in here).
+
+    A failed write (disk full, permission denied) raises WriteError naming the file; the
+    temporary folder is removed and `latest` still names the last complete checkpoint."""
     name = f"ckpt-{step}"
     final = os.path.join(run_dir, name)
     tmp = os.path.join(run_dir, f".tmp-{name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    files = {}
-    for fname, tensors in ((MODEL_FILE, model_tensors), (OPTIM_FILE, optim_tensors)):
-        path = os.path.join(tmp, fname)
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, path)
-        _fsync_path(path)
-        files[fname] = {"bytes": os.path.getsize(path), "sha256": _sha256(path)}
-    state = dict(state, step=int(step), files=files)
-    state[STATE_HASH_KEY] = _state_digest(state)
-    state_path = os.path.join(tmp, STATE_FILE)
-    with open(state_path, "w", encoding="utf-8") as f:
-        json.dump(state, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_path(tmp, directory=True)
-    old = None
-    if os.path.exists(final):  # re-saving a step: move the old one aside, drop it at the end
-        old = os.path.join(run_dir, f".tmp-old-{name}-{os.getpid()}")
-        os.rename(final, old)
-    os.rename(tmp, final)
-    _fsync_path(run_dir, directory=True)
+    old = os.path.join(run_dir, f".tmp-old-{name}-{os.getpid()}")
+    current = run_dir  # the file being written, for the error message
+    moved_old = False
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        current = tmp
+        os.makedirs(tmp)
+        files = {}
+        for fname, tensors in ((MODEL_FILE, model_tensors), (OPTIM_FILE, optim_tensors)):
+            current = os.path.join(tmp, fname)
+            save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, current)
+            _fsync_path(current)
+            files[fname] = {"bytes": os.path.getsize(current), "sha256": _sha256(current)}
+        state = dict(state, step=int(step), files=files)
+        state[STATE_HASH_KEY] = _state_digest(state)
+        current = os.path.join(tmp, STATE_FILE)
+        with open(current, "w", encoding="utf-8") as f:
+            json.dump(state, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_path(tmp, directory=True)
+        current = final
+        if os.path.exists(final):  # re-saving a step: move the old one aside, drop it at the end
+            os.rename(final, old)
+            moved_old = True
+        os.rename(tmp, final)
+        _fsync_path(run_dir, directory=True)
 
-    latest_tmp = os.path.join(run_dir, LATEST_FILE + ".tmp")
-    with open(latest_tmp, "w", encoding="utf-8") as f:
-        f.write(name + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(latest_tmp, os.path.join(run_dir, LATEST_FILE))
-    _fsync_path(run_dir, directory=True)
+        current = os.path.join(run_dir, LATEST_FILE)
+        latest_tmp = current + ".tmp"
+        with open(latest_tmp, "w", encoding="utf-8") as f:
+            f.write(name + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(latest_tmp, current)
+        _fsync_path(run_dir, directory=True)
+    except (OSError, SafetensorError) as e:
+        _remove(tmp)
+        _remove(os.path.join(run_dir, LATEST_FILE + ".tmp"))
+        if moved_old and not os.path.exists(final):
+            os.rename(old, final)  # the step's earlier checkpoint goes back where it was
+        elif moved_old:
+            _remove(old)  # the new ckpt-<step> is complete; only `latest` failed
+        raise _write_error(e, current) from None
 
-    if old is not None:
+    if moved_old:
         shutil.rmtree(old)
     _prune(run_dir, step, keep)
     return final

@@ -14,7 +14,15 @@ it is; on_nan="skip" drops that update (no optimizer step), warns naming the ste
 Trainer.max_skips_in_a_row updates in a row were non-finite: then the model itself is broken (a
 skip leaves the weights as they were, so every later step would fail the same way) and the run
 stops with NonFiniteError as under "stop".
+
+request_stop() (train/gpt2.py calls it on SIGINT and SIGTERM) ends the run at the next step
+boundary: the step in flight finishes, an evaluation under way is dropped, and a checkpoint of
+the last completed step is written (when out_dir is set); run() then returns with `stopped` True
+and `last_checkpoint` naming it. Progress goes to the log on lines of their own, never starting
+with "step <n> |": one when an evaluation starts, steps done of total with the elapsed time and an
+ETA after each evaluation and every `progress_every` seconds; summary() is the closing line.
 """
+import datetime
 import json
 import math
 import os
@@ -47,6 +55,11 @@ def format_val(val_loss):
     return f"validation loss: {val_loss:.4f}"
 
 
+def format_duration(seconds):
+    """Seconds as h:mm:ss."""
+    return str(datetime.timedelta(seconds=int(round(seconds))))
+
+
 def _rng_to_str(state):
     return np.asarray(state, dtype=np.uint8).tobytes().hex()
 
@@ -59,11 +72,13 @@ class Trainer:
     """Trains `model` with `optimizer` on batches from `train_loader` (a DataLoaderLite).
 
     lr_schedule maps a step to its learning rate (None keeps the optimizer's). grad_clip clips
-    the global gradient norm (None or 0: no clipping, the norm is still reported). A checkpoint
-    is written every ckpt_every steps and after the last one when out_dir is set; metrics.jsonl
-    and loss.png go to out_dir too. sample_fn(trainer) -> str, called every sample_every steps,
-    prints samples during training. extra_state is stored in every checkpoint's state.json.
-    on_nan says what a non-finite loss or gradient norm does: "stop" or "skip" (see above).
+    the global gradient norm (None or 0: no clipping, the norm is still reported). With
+    ckpt_every (it needs out_dir) a checkpoint is written every ckpt_every steps and after the
+    last one; ckpt_every=0 writes only the last one. metrics.jsonl (every step) and loss.png go
+    to out_dir too. log_every prints every Nth step line (and the last; 0: none).
+    sample_fn(trainer) -> str, called every sample_every steps, prints samples during training.
+    extra_state is stored in every checkpoint's state.json. on_nan says what a non-finite loss
+    or gradient norm does: "stop" or "skip" (see above).
     """
 
     max_skips_in_a_row = 10  # on_nan="skip" gives up after this many non-finite steps in a row
@@ -71,13 +86,15 @@ class Trainer:
     def __init__(self, model, optimizer, train_loader, val_loader=None, *, max_steps,
                  grad_accum_steps=1, lr_schedule=None, grad_clip=1.0, val_every=50,
                  val_steps=20, ckpt_every=None, out_dir=None, sample_every=None, sample_fn=None,
-                 extra_state=None, keep_checkpoints=2, log=None, on_nan="stop"):
-        if max_steps < 0 or grad_accum_steps < 1:
-            raise ValueError(f"Trainer: need max_steps >= 0 and grad_accum_steps >= 1, got "
-                             f"{max_steps} and {grad_accum_steps}")
+                 extra_state=None, keep_checkpoints=2, log=None, on_nan="stop", log_every=1,
+                 progress_every=60.0):
+        if max_steps < 0 or grad_accum_steps < 1 or log_every < 0:
+            raise ValueError(f"Trainer: need max_steps >= 0, grad_accum_steps >= 1 and "
+                             f"log_every >= 0, got {max_steps}, {grad_accum_steps} and "
+                             f"{log_every}")
         if on_nan not in ON_NAN:
             raise ValueError(f"Trainer: on_nan must be one of {ON_NAN}, got {on_nan!r}")
-        if ckpt_every and out_dir is None:
+        if ckpt_every is not None and out_dir is None:
             raise ValueError("Trainer: ckpt_every needs an out_dir to write checkpoints into")
         self.model, self.optimizer = model, optimizer
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -89,7 +106,15 @@ class Trainer:
         self.extra_state = dict(extra_state or {})
         self.keep_checkpoints = keep_checkpoints
         self.on_nan = on_nan
+        self.log_every, self.progress_every = log_every, progress_every
         self._skips_in_a_row = 0
+        self._stop_requested = False
+        self.stopped = False
+        self.last_checkpoint = None
+        self._saved_step = None  # the step whose state is on disk as a checkpoint
+        self.best_val = None  # (val_loss, step), also over the records of a resumed run
+        self._t_start = self._t_progress = None
+        self._steps_this_session = 0
         self.log = log or (lambda line: print(line, flush=True))
         self.step = 0
         self.callbacks = {event: [] for event in EVENTS}
@@ -111,7 +136,7 @@ class Trainer:
 
     def _batch(self, loader):
         x, y = loader.next_batch()
-        if str(self.device) != "cpu":
+        if self.device != cgad.device("cpu"):  # the loaders make CPU tensors
             x, y = x.to(self.device), y.to(self.device)
         return x, y
 
@@ -120,20 +145,34 @@ class Trainer:
             # strict JSON: a NaN or inf is written as null
             record = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                       for k, v in record.items()}
-            with open(os.path.join(self.out_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            path = os.path.join(self.out_dir, "metrics.jsonl")
+            try:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+            except OSError as e:  # disk full, permission denied: say which file
+                raise checkpoint.WriteError(e.errno, e.strerror, path) from None
+
+    def request_stop(self):
+        """End run() at the next step boundary, with a checkpoint of the last completed step
+        (see the module docstring); safe to call from a signal handler."""
+        self._stop_requested = True
 
     def evaluate(self):
-        """Mean loss over val_steps batches from the start of the validation set."""
+        """Mean loss over val_steps batches from the start of the validation set; None when a
+        stop was requested before it finished."""
         self.model.eval()
         self.val_loader.reset()
         total = 0.0
-        with cgad.no_grad():
-            for _ in range(self.val_steps):
-                x, y = self._batch(self.val_loader)
-                _, loss = self.model(x, y)
-                total += loss.item()
-        self.model.train()
+        try:
+            with cgad.no_grad():
+                for _ in range(self.val_steps):
+                    if self._stop_requested:
+                        return None
+                    x, y = self._batch(self.val_loader)
+                    _, loss = self.model(x, y)
+                    total += loss.item()
+        finally:
+            self.model.train()
         return total / self.val_steps
 
     def train_step(self):
@@ -158,7 +197,7 @@ class Trainer:
         finite = math.isfinite(loss_accum) and math.isfinite(norm)
         if finite:
             self.optimizer.step()
-        if str(self.device).startswith("cuda"):
+        if self.device.type == "cuda":
             cgad.cuda.synchronize()
         dt = time.perf_counter() - t0
         tokens = self.train_loader.B * self.train_loader.T * self.grad_accum_steps
@@ -190,6 +229,7 @@ class Trainer:
                      threads=cgad.get_num_threads())
         path = checkpoint.save_checkpoint(self.out_dir, self.step, self.model, self.optimizer,
                                           state, keep=self.keep_checkpoints)
+        self._saved_step, self.last_checkpoint = self.step, path
         self._emit("on_checkpoint", {"step": self.step, "path": path})
         return path
 
@@ -199,6 +239,8 @@ class Trainer:
         cgad.set_rng_state(_rng_from_str(state["rng"]))
         self.train_loader.load_state_dict(state["train_loader"])
         self.step = int(state["step"])
+        self._saved_step = self.step
+        self.last_checkpoint = checkpoint.resolve_checkpoint(path or self.out_dir)
         if state.get("threads") not in (None, cgad.get_num_threads()):
             self.log(f"warning: checkpoint was written with {state['threads']} threads, now "
                      f"{cgad.get_num_threads()}; losses will differ in the last bits")
@@ -216,13 +258,23 @@ class Trainer:
         with open(path, encoding="utf-8") as f:
             for line in f:
                 try:
-                    if json.loads(line)["step"] < self.step:
+                    record = json.loads(line)
+                    if record["step"] < self.step:
                         kept.append(line if line.endswith("\n") else line + "\n")
+                        self._note_val(record.get("val_loss"), record["step"])
                 except (ValueError, KeyError, TypeError):
                     pass  # a blank line, or one cut short by a kill
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.writelines(kept)
-        os.replace(path + ".tmp", path)  # a kill right now must not lose the earlier records
+        try:
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                f.writelines(kept)
+            os.replace(path + ".tmp", path)  # a kill right now must not lose earlier records
+        except OSError as e:
+            raise checkpoint.WriteError(e.errno, e.strerror, path) from None
+
+    def _note_val(self, val_loss, step):
+        if isinstance(val_loss, float) and math.isfinite(val_loss) and \
+                (self.best_val is None or val_loss < self.best_val[0]):
+            self.best_val = (val_loss, step)
 
     def _non_finite(self, info):
         what = f"step {info['step']}: non-finite loss {info['loss']} or gradient norm {info['norm']}"
@@ -239,24 +291,64 @@ class Trainer:
         kept = f"; the last good checkpoint is {latest}" if latest else ""
         raise NonFiniteError(f"{what}; {why}{kept}")
 
+    def _progress(self):
+        """Steps done of total, the elapsed time of this run() and an ETA from its pace."""
+        self._t_progress = time.perf_counter()
+        elapsed = self._t_progress - self._t_start
+        left = self.max_steps - self.step
+        eta = format_duration(elapsed / self._steps_this_session * left) \
+            if self._steps_this_session else "unknown"
+        pct = 100.0 * self.step / self.max_steps if self.max_steps else 100.0
+        self.log(f"progress: {self.step}/{self.max_steps} steps ({pct:.0f}%) | elapsed "
+                 f"{format_duration(elapsed)} | eta {eta if left else '0:00:00'}")
+
+    def _stop(self):
+        """Checkpoint the last completed step, unless it is on disk already, and mark the run
+        stopped."""
+        if self.out_dir is not None and self._saved_step != self.step:
+            self.save_checkpoint()
+        self.stopped = True
+
+    def _eval_due(self, done):
+        return self.val_loader is not None and self.val_steps > 0 and \
+            (done or (self.val_every and self.step % self.val_every == 0))
+
+    def _log_step(self, info):
+        every = self.log_every
+        if info.get("skipped") or (every and (info["step"] % every == 0 or
+                                              info["step"] == self.max_steps - 1)):
+            self.log(format_step(info))
+
     def run(self):
-        """Train until max_steps (from step 0 or a loaded checkpoint); returns the last metrics."""
+        """Train until max_steps (from step 0 or a loaded checkpoint), or until request_stop();
+        returns the last metrics."""
+        self._t_start = self._t_progress = time.perf_counter()
+        self._steps_this_session = 0
         while True:
+            if self._stop_requested:
+                self._stop()
+                break
             done = self.step >= self.max_steps
-            if self.val_loader is not None and self.val_steps > 0 and \
-                    (done or (self.val_every and self.step % self.val_every == 0)):
+            if self._eval_due(done):
+                self.log(f"evaluating at step {self.step} ({self.val_steps} batches)")
                 val_loss = self.evaluate()
+                if val_loss is None:
+                    continue  # stopped mid-way
                 self.log(format_val(val_loss))
                 self._record({"step": self.step, "val_loss": val_loss})
                 self.last_metrics["val_loss"] = val_loss
+                self._note_val(val_loss, self.step)
                 self._emit("on_eval", {"step": self.step, "val_loss": val_loss})
+                self._progress()
             if self.sample_fn is not None and self.sample_every and self.step > 0 and \
                     (done or self.step % self.sample_every == 0):
                 self._sample()
             if done:
                 break
+            if self._stop_requested:
+                continue
             info = self.train_step()
-            self.log(format_step(info))
+            self._log_step(info)
             self._record(info)
             if info.get("skipped"):
                 self._non_finite(info)
@@ -265,12 +357,28 @@ class Trainer:
                 self.last_metrics.update(info)
             self._emit("on_step_end", info)
             self.step += 1
-            if self.ckpt_every and (self.step % self.ckpt_every == 0 or
-                                    self.step == self.max_steps):
+            self._steps_this_session += 1
+            if self.ckpt_every is not None and (self.step == self.max_steps or (
+                    self.ckpt_every and self.step % self.ckpt_every == 0)):
                 self.save_checkpoint()
+            if time.perf_counter() - self._t_progress >= self.progress_every:
+                self._progress()
         if self.out_dir is not None:
             plot_losses(self.out_dir)
         return dict(self.last_metrics)
+
+    def summary(self):
+        """The closing line: steps, this run's wall time, final and best validation loss, the
+        latest checkpoint."""
+        elapsed = time.perf_counter() - self._t_start if self._t_start is not None else 0.0
+        parts = [f"done: {self.step}/{self.max_steps} steps in {format_duration(elapsed)}"]
+        if "val_loss" in self.last_metrics:
+            parts.append(f"final validation loss: {self.last_metrics['val_loss']:.4f}")
+        if self.best_val is not None:
+            parts.append(f"best: {self.best_val[0]:.4f} at step {self.best_val[1]}")
+        if self.last_checkpoint is not None:
+            parts.append(f"checkpoint: {self.last_checkpoint}")
+        return " | ".join(parts)
 
 
 def plot_losses(out_dir):
@@ -298,6 +406,10 @@ def plot_losses(out_dir):
     ax.legend()
     fig.tight_layout()
     out = os.path.join(out_dir, "loss.png")
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(out, dpi=100)
+    except OSError as e:
+        raise checkpoint.WriteError(e.errno, e.strerror, out) from None
+    finally:
+        plt.close(fig)
     return out
