@@ -12,6 +12,7 @@ import pytest
 
 import cgad
 import cgad.distributed as dist
+from cgad.data import write_shard
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -119,3 +120,27 @@ def test_gradient_sync_averages_over_ranks():
 def test_gradient_sync_needs_float32(single):
     with pytest.raises(TypeError, match="must be float32"):
         dist.GradientSync([cgad.ones(2, dtype=cgad.float64)])
+
+
+def _train(tmp_path, name, ranks):
+    shard = tmp_path / "train.bin"
+    if not shard.exists():
+        write_shard(str(shard), np.random.default_rng(0).integers(0, 50, 4000))
+    script = [sys.executable, os.path.join(HERE, "mpi", "trainer_dp.py"), str(shard), str(tmp_path / name), "2"]
+    cmd = [mpiexec(), "-n", str(ranks)] + script if ranks > 1 else script
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_two_ranks_train_as_one_process_accumulating(tmp_path):
+    two = _train(tmp_path, "A", 2)  # one micro-step per rank, one gradient all_reduce
+    one = _train(tmp_path, "B", 1)  # the same two micro-batches accumulated on one process
+    for (l2, n2), (l1, n1) in zip(two["steps"], one["steps"]):
+        assert abs(l2 - l1) <= 1e-6 * abs(l1) and abs(n2 - n1) <= 1e-6 * abs(n1)
+    for name, w in one["weights"].items():
+        np.testing.assert_allclose(two["weights"][name], w, rtol=1e-6, atol=1e-7, err_msg=name)
+    hashes = {r["hash"] for r in two["ranks"]}
+    assert len(hashes) == 1  # every rank holds the same weights
+    positions = [r["position"] for r in two["ranks"]]
+    assert positions[1] - positions[0] == 2 * 16  # each rank read its own stride

@@ -8,6 +8,7 @@ that every rank passes the same size and dtype, so a mismatch is an error on eve
 than a hang; a collective that does not complete within `timeout` seconds (a rank that died or
 never arrived) is a RuntimeError.
 """
+import json
 import os
 import time
 
@@ -161,6 +162,32 @@ def barrier():
     group = _require("barrier")
     if group.size > 1:
         _wait(group, group.comm.Ibarrier(), "barrier")
+
+
+def all_gather_json(obj):
+    """Every rank's JSON-serializable obj, in rank order, on every rank (small records such as
+    data-loader positions; JSON, never pickle)."""
+    group = _require("all_gather_json")
+    data = np.frombuffer(json.dumps(obj).encode(), np.uint8).copy()
+    if group.size == 1:
+        return [json.loads(data.tobytes())]
+    sizes = np.empty(group.size, np.int64)
+    _wait(group, group.comm.Iallgather(np.array([data.size], np.int64), sizes), "all_gather_json")
+    gathered = np.empty(int(sizes.sum()), np.uint8)
+    _wait(group, group.comm.Iallgatherv(data, (gathered, sizes)), "all_gather_json")
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    return [json.loads(gathered[offsets[r]:offsets[r + 1]].tobytes()) for r in range(group.size)]
+
+
+def any_rank(flag):
+    """True on every rank when flag is true on any rank (a stop request, an error)."""
+    group = _require("any_rank")
+    if group.size == 1:
+        return bool(flag)
+    buf = np.array([1 if flag else 0], np.int64)
+    from mpi4py import MPI
+    _wait(group, group.comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.MAX), "any_rank")
+    return bool(buf[0])
 
 
 class GradientSync:

@@ -21,6 +21,14 @@ the last completed step is written (when out_dir is set); run() then returns wit
 and `last_checkpoint` naming it. Progress goes to the log on lines of their own, never starting
 with "step <n> |": one when an evaluation starts, steps done of total with the elapsed time and an
 ETA after each evaluation and every `progress_every` seconds; summary() is the closing line.
+
+Data parallel (cgad.distributed initialised, under mpiexec): every rank starts from rank 0's
+weights, runs its own micro-batches (its loader reads its stride of the data), and after the last
+micro-step's backward the gradients are averaged over the ranks in one all_reduce, so every rank
+takes the same optimizer step. Logged and validation losses are averaged over the ranks, tok/sec
+counts every rank's tokens, a stop request on any rank stops all of them at the same step, and
+rank 0 alone logs and writes the run folder; a checkpoint records the rank count and every
+rank's data position.
 """
 import datetime
 import json
@@ -31,6 +39,7 @@ import time
 import numpy as np
 
 import cgad
+import cgad.distributed as dist
 import cgad.nn as nn
 from cgad import checkpoint
 
@@ -115,13 +124,18 @@ class Trainer:
         self.best_val = None  # (val_loss, step), also over the records of a resumed run
         self._t_start = self._t_progress = None
         self._steps_this_session = 0
-        self.log = log or (lambda line: print(line, flush=True))
         self.step = 0
         self.callbacks = {event: [] for event in EVENTS}
         self.params = list(model.parameters())
         self.device = self.params[0].device
         self.last_metrics = {}
-        if out_dir is not None:
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        self.is_main = self.rank == 0
+        self.log = (log or (lambda line: print(line, flush=True))) if self.is_main else (lambda line: None)
+        if self.world > 1:
+            dist.broadcast_parameters(self.params, src=0)
+            self._grad_sync = dist.GradientSync(self.params)
+        if out_dir is not None and self.is_main:
             os.makedirs(out_dir, exist_ok=True)
 
     def add_callback(self, event, fn):
@@ -140,8 +154,14 @@ class Trainer:
             x, y = x.to(self.device), y.to(self.device)
         return x, y
 
+    def _mean_over_ranks(self, value):
+        if self.world == 1:
+            return value
+        t = cgad.tensor([value], dtype=cgad.float64)
+        return dist.all_reduce(t, op="avg").item()
+
     def _record(self, record):
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.is_main:
             # strict JSON: a NaN or inf is written as null
             record = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                       for k, v in record.items()}
@@ -166,14 +186,14 @@ class Trainer:
         try:
             with cgad.no_grad():
                 for _ in range(self.val_steps):
-                    if self._stop_requested:
+                    if self._stop_requested and self.world == 1:  # ranks stop only where they agree
                         return None
                     x, y = self._batch(self.val_loader)
                     _, loss = self.model(x, y)
                     total += loss.item()
         finally:
             self.model.train()
-        return total / self.val_steps
+        return self._mean_over_ranks(total / self.val_steps)
 
     def train_step(self):
         """One optimizer step over grad_accum_steps micro-batches; returns its metrics. When the
@@ -190,6 +210,9 @@ class Trainer:
             loss = loss / self.grad_accum_steps
             loss_accum += loss.item()
             loss.backward()
+        if self.world > 1:  # one all_reduce per optimizer step, none on the other micro-steps
+            self._grad_sync()
+            loss_accum = self._mean_over_ranks(loss_accum)
         norm = float(nn.utils.clip_grad_norm_(self.params, self.grad_clip or math.inf))
         if self.lr_schedule is not None:
             self.optimizer.set_alpha(self.lr_schedule(self.step))
@@ -200,7 +223,7 @@ class Trainer:
         if self.device.type == "cuda":
             cgad.cuda.synchronize()
         dt = time.perf_counter() - t0
-        tokens = self.train_loader.B * self.train_loader.T * self.grad_accum_steps
+        tokens = self.train_loader.B * self.train_loader.T * self.grad_accum_steps * self.world
         info = {"step": self.step, "loss": loss_accum, "lr": lr, "norm": norm,
                 "dt_ms": dt * 1000.0, "tok_per_sec": tokens / dt}
         if not finite:
@@ -227,8 +250,14 @@ class Trainer:
         state = dict(self.extra_state, rng=_rng_to_str(cgad.get_rng_state()),
                      train_loader=self.train_loader.state_dict(),
                      threads=cgad.get_num_threads())
-        path = checkpoint.save_checkpoint(self.out_dir, self.step, self.model, self.optimizer,
-                                          state, keep=self.keep_checkpoints)
+        if self.world > 1:
+            state["ranks"] = self.world
+            state["train_loaders"] = dist.all_gather_json(self.train_loader.state_dict())
+        if self.is_main:
+            path = checkpoint.save_checkpoint(self.out_dir, self.step, self.model, self.optimizer,
+                                              state, keep=self.keep_checkpoints)
+        if self.world > 1:  # the others go on once rank 0's checkpoint is complete
+            path = dist.all_gather_json(path if self.is_main else None)[0]
         self._saved_step, self.last_checkpoint = self.step, path
         self._emit("on_checkpoint", {"step": self.step, "path": path})
         return path
@@ -236,8 +265,12 @@ class Trainer:
     def load_checkpoint(self, path=None):
         """Continue from a checkpoint (default: out_dir's latest); returns its state.json."""
         state = checkpoint.load_checkpoint(path or self.out_dir, self.model, self.optimizer)
+        ranks = int(state.get("ranks", 1))
+        if ranks != self.world:
+            raise ValueError(f"{checkpoint.resolve_checkpoint(path or self.out_dir)} was written by a run on "
+                             f"{ranks} rank(s); this run has {self.world}: resume with the same rank count")
         cgad.set_rng_state(_rng_from_str(state["rng"]))
-        self.train_loader.load_state_dict(state["train_loader"])
+        self.train_loader.load_state_dict(state["train_loaders"][self.rank] if ranks > 1 else state["train_loader"])
         self.step = int(state["step"])
         self._saved_step = self.step
         self.last_checkpoint = checkpoint.resolve_checkpoint(path or self.out_dir)
@@ -249,7 +282,7 @@ class Trainer:
 
     def _truncate_metrics(self):
         """Drop records a killed run logged past the checkpoint; the resumed run redoes them."""
-        if self.out_dir is None:
+        if self.out_dir is None or not self.is_main:
             return
         path = os.path.join(self.out_dir, "metrics.jsonl")
         if not os.path.isfile(path):
@@ -325,6 +358,8 @@ class Trainer:
         self._t_start = self._t_progress = time.perf_counter()
         self._steps_this_session = 0
         while True:
+            if self.world > 1:  # a signal on any rank stops every rank after the same step
+                self._stop_requested = dist.any_rank(self._stop_requested)
             if self._stop_requested:
                 self._stop()
                 break
@@ -363,7 +398,7 @@ class Trainer:
                 self.save_checkpoint()
             if time.perf_counter() - self._t_progress >= self.progress_every:
                 self._progress()
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.is_main:
             plot_losses(self.out_dir)
         return dict(self.last_metrics)
 

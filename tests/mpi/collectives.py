@@ -1,5 +1,5 @@
-"""Run by tests/test_distributed.py under `mpiexec -n 2`: each rank prints one JSON line of what
-the collectives gave it; rank 0 then checks that a collective the other rank never joins times
+"""Run by tests/test_distributed.py under `mpiexec -n 2`: rank 0 prints one JSON line per rank of
+what the collectives gave it; rank 0 then checks that a collective the other rank never joins times
 out (an error, not a hang)."""
 import json
 import os
@@ -28,8 +28,10 @@ for name, bad in (("numel", cgad.ones(3 + r)), ("dtype", cgad.ones(3, dtype=cgad
         dist.all_reduce(bad)
     except ValueError as e:
         out["mismatch_" + name] = str(e)
-dist.barrier()
-print(json.dumps(out), flush=True)
+everyone = dist.all_gather_json(out)  # printed by rank 0 alone: ranks' stdout lines can interleave
+if r == 0:
+    for d in everyone:
+        print(json.dumps(d), flush=True)
 dist.barrier()
 dist._group.timeout = 1.0
 if r == 0:

@@ -1,5 +1,5 @@
 """Run by tests/test_distributed.py under `mpiexec -n 2`: initial weights broadcast from rank 0,
-then gradients averaged in one flat all_reduce; each rank prints its weights and grads."""
+then gradients averaged in one flat all_reduce; rank 0 prints every rank's weights and grads."""
 import json
 
 import cgad
@@ -16,5 +16,7 @@ model(x).sum().backward()
 params[-1].grad = None if r == 1 else params[-1].grad  # a grad missing on one rank counts as zeros
 local = [None if p.grad is None else p.grad.tolist() for p in params]
 dist.GradientSync(params)()
-print(json.dumps({"rank": r, "weights": [p.tolist() for p in params], "local": local,
-                  "synced": [p.grad.tolist() for p in params]}), flush=True)
+mine = {"rank": r, "weights": [p.tolist() for p in params], "local": local, "synced": [p.grad.tolist() for p in params]}
+for d in dist.all_gather_json(mine):  # rank 0 prints for everyone: ranks' stdout lines can interleave
+    if r == 0:
+        print(json.dumps(d), flush=True)
