@@ -5,18 +5,24 @@ sizes. A thin command line over cgad.trainer.Trainer.
 The run folder (--out) is locked while a run uses it; a folder that holds a run is continued
 only with --resume and replaced only with --overwrite, after every check has passed. Ctrl-C or
 SIGTERM finish the step in flight, write a checkpoint and print the command that resumes it.
+
+Under `mpiexec -n N` it trains data parallel (cgad.distributed): rank 0 alone takes the lock,
+checks the folder and writes to it; the other ranks run the same checks read-only and wait for
+rank 0's verdict, so an error there ends every rank with it. --total-batch-size is global.
 """
 import argparse
 import os
 import shlex
 import signal
+import sys
 import tempfile
 
 import cgad
+import cgad.distributed as dist
 from cgad import checkpoint, run_data
 from cgad.checks import run_checks
-from cgad.cli import (ArgumentParser, Interrupted, StopSignals, UsageError, resolve_device,
-                      run_main, tokenizer_from_record, tokenizer_record)
+from cgad.cli import (ArgumentParser, Interrupted, StopSignals, UsageError, error_line,
+                      resolve_device, run_main, tokenizer_from_record, tokenizer_record)
 from cgad.data import DataLoaderLite, split_shard_files
 from cgad.lr import warmup_cosine
 from cgad.models.gpt import GPT, GPTConfig
@@ -122,6 +128,7 @@ class Run:
     def __init__(self, args, given, log, signals):
         self.args, self.given, self.log, self.signals = args, given, log, signals
         self.out = args.out or "out"
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
     def prepare(self, tmp_dir):
         """Every check, with nothing in the run folder created, moved or deleted."""
@@ -166,7 +173,10 @@ class Run:
             threads = checkpoint.read_state(self.resume_from).get("threads")
             if threads:
                 cgad.set_num_threads(threads)
-        check_writable(self.out)
+        elif self.world > 1:  # the machine's cores shared by the ranks on it
+            cgad.set_num_threads(max(1, (os.cpu_count() or 1) // local_ranks()))
+        if self.rank == 0:
+            check_writable(self.out)
 
         self.tmp_shards = None
         if self.saved is not None:
@@ -219,24 +229,46 @@ class Run:
         build the trainer; on --resume, load the checkpoint first, then record the flags."""
         args, log, out = self.args, self.log, self.out
         self.signals.defer(lambda: None)  # from here a signal waits for a step boundary
+        if self.world > 1:  # every rank has checked; rank 0 changes the folder, the others wait
+            dist.barrier()
+            if self.rank == 0:
+                self._change_folder()
+            dist.barrier()
+            if self.rank > 0 and self.tmp_shards is not None:  # rank 0 installed them there
+                folder = os.path.join(out, DATA_DIR)
+                self.train_files = [os.path.join(folder, os.path.basename(f)) for f in self.train_files]
+                self.val_files = [os.path.join(folder, os.path.basename(f)) for f in self.val_files]
+        else:
+            self._change_folder()
+        self._build()
+
+    def _change_folder(self):
+        """Replace an old run (--overwrite) and move tokenized text in."""
+        args, log, out = self.args, self.log, self.out
         if self.replacing:
             clear_run(out)
             log(f"--overwrite: removed {self.replacing} from {out}")
         if self.tmp_shards is not None:
             self.train_files, self.val_files = run_data.install_shards(
                 self.tmp_shards, os.path.join(out, DATA_DIR), self.train_files, self.val_files)
+
+    def _build(self):
+        """The loaders, optimizer and trainer; on --resume, load the checkpoint first, then
+        record the flags."""
+        args, log, out = self.args, self.log, self.out
         vocab = self.model_config.vocab_size
-        train_loader = DataLoaderLite(args.B, args.T, self.train_files, vocab_size=vocab)
-        val_loader = DataLoaderLite(args.B, args.T, self.val_files, vocab_size=vocab) \
-            if self.val_files else None
+        stride = dict(process_rank=self.rank, num_processes=self.world, vocab_size=vocab)
+        train_loader = DataLoaderLite(args.B, args.T, self.train_files, **stride)
+        val_loader = DataLoaderLite(args.B, args.T, self.val_files, **stride) if self.val_files else None
         optimizer = self.model.configure_optimizers(args.weight_decay, args.lr)
         record = tokenizer_record(self.tokenizer) if self.tokenizer is not None else None
-        grad_accum = args.total_batch_size // (args.B * args.T)
+        grad_accum = args.total_batch_size // (args.B * args.T * self.world)
         log(f"model: {args.model or 'from ' + args.init_from} "
             f"({self.model.num_parameters() / 1e6:.2f}M parameters, {self.model_config.n_layer}"
             f" layers, {self.model_config.n_head} heads, {self.model_config.n_embd} wide), "
             f"device {self.device}, {cgad.get_num_threads()} thread(s)")
-        log(f"batch: {args.total_batch_size} tokens per step = B {args.B} x T {args.T} x "
+        ranks = f" x {self.world} ranks" if self.world > 1 else ""
+        log(f"batch: {args.total_batch_size} tokens per step = B {args.B} x T {args.T}{ranks} x "
             f"{grad_accum} accumulation step(s); {args.max_steps} steps")
         schedule = warmup_cosine(args.lr, args.min_lr, args.warmup_steps, args.max_steps) \
             if args.max_steps > 0 else None
@@ -245,7 +277,7 @@ class Run:
             grad_accum_steps=grad_accum, lr_schedule=schedule, grad_clip=args.grad_clip,
             val_every=args.val_every, val_steps=args.val_steps, ckpt_every=args.ckpt_every,
             out_dir=out, sample_every=args.sample_every or None,
-            sample_fn=self.sample if self.tokenizer is not None else None,
+            sample_fn=self.sample if self.tokenizer is not None and self.rank == 0 else None,
             extra_state={"model_config": self.model_config.to_dict(), "tokenizer": record},
             log=log, on_nan=args.on_nan, log_every=args.log_every)
         config = {"args": {k: v for k, v in vars(args).items() if k not in NOT_SAVED},
@@ -258,7 +290,8 @@ class Run:
                 log(f"nothing to train: the run is at step {self.trainer.step}; evaluating "
                     f"and sampling only ({os.path.join(out, 'config.json')} is kept)")
                 return
-        write_run_config(out, config)
+        if self.rank == 0:
+            write_run_config(out, config)
 
     def sample(self, trainer):
         """Samples from the model as it is at trainer.step, with the run's sampling flags."""
@@ -285,7 +318,7 @@ class Run:
             return 128 + self.signals.signum
         try:
             self.signals.raise_now()
-            if self.tokenizer is not None and args.num_samples and args.max_new_tokens:
+            if self.tokenizer is not None and args.num_samples and args.max_new_tokens and self.rank == 0:
                 self.log(self.sample(trainer))
         except Interrupted as e:
             self.log(f"interrupted ({signal.Signals(e.signum).name}) during the closing sample; "
@@ -341,40 +374,105 @@ def check_only(args, log):
         return 0 if run_checks(model, optimizer, loader, log=log) else 1
 
 
+def local_ranks():
+    """How many ranks of this job share this machine (MPICH's and Open MPI's launchers say)."""
+    for var in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
+        if os.environ.get(var, "").isdigit():
+            return max(1, int(os.environ[var]))
+    return 1
+
+
+class RankFailed(Exception):
+    """Rank 0 stopped before training; it printed why."""
+
+
 def main(argv=None):
-    log = lambda line: print(line, flush=True)  # noqa: E731
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    log = (lambda line: print(line, flush=True)) if rank == 0 else (lambda line: None)  # noqa: E731
     with StopSignals() as signals:
         try:
             args, usage_error = build_parser().parse_args(argv), None
         except UsageError as e:
             args, usage_error = None, e
         if args is not None and args.check:
+            if world > 1:
+                raise UsageError("--check runs on one process: start it without mpiexec")
             return check_only(args, log)
         given = {k for k, v in vars(args).items() if v not in (None, False)} if args else set()
         out = args.out if args and args.out else out_from_argv(argv)
+        if rank > 0:
+            return follow(args, given, log, signals)
         if out is None:
+            verdict(world, usage_error)
             raise usage_error
         lock = RunLock(out)
-        lock.acquire(log)  # first: a folder in use is the error, whatever else is wrong
         try:
-            if usage_error is not None:
-                raise usage_error
-            run = Run(args, given, log, signals)
+            try:
+                lock.acquire(log)  # first: a folder in use is the error, whatever else is wrong
+                if usage_error is not None:
+                    raise usage_error
+                run = Run(args, given, log, signals)
+            except BaseException as e:
+                verdict(world, e)
+                raise
             with tempfile.TemporaryDirectory(prefix="cgad-data-") as tmp:
                 try:
                     run.prepare(tmp)
                 except Interrupted as e:
+                    verdict(world, e)
                     log(f"interrupted ({signal.Signals(e.signum).name}) during the checks; "
                         f"nothing in {out} was changed")
                     return 128 + e.signum
+                except BaseException as e:
+                    verdict(world, e)
+                    raise
+                verdict(world, None)
                 run.commit()
             return run.train()
         finally:
             lock.release(remove_folder=True)
 
 
+def verdict(world, error):
+    """Rank 0 tells the other ranks whether its checks passed (they wait for it, however long
+    tokenizing the data takes)."""
+    if world > 1:
+        dist.all_gather_json(None if error is None else error_line(error), timeout=None)
+
+
+def follow(args, given, log, signals):
+    """A rank other than 0: wait for rank 0's checks, run the same ones without touching the
+    run folder, then train alongside it."""
+    if dist.all_gather_json(None, timeout=None)[0] is not None:
+        raise RankFailed()
+    run = Run(args, given, log, signals)
+    with tempfile.TemporaryDirectory(prefix="cgad-data-") as tmp:
+        run.prepare(tmp)
+        run.commit()
+    return run.train()
+
+
+def run_ranks():
+    """run_main for every rank: under mpiexec an error after the checks, on any rank, is printed
+    with its rank and ends the whole job (MPI abort) instead of leaving the others waiting."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        run_main(main, user_errors=(NonFiniteError, RunInUse))
+    rank = dist.get_rank()
+    try:
+        status = main()
+    except RankFailed:
+        status = 1
+    except (UsageError, OSError, ValueError, MemoryError, NonFiniteError, RunInUse, RuntimeError) as e:
+        print(f"error: {'' if rank == 0 else f'rank {rank}: '}{error_line(e)}", file=sys.stderr, flush=True)
+        dist.abort(1)
+    except Interrupted as e:
+        print(f"interrupted ({e})", file=sys.stderr, flush=True)
+        status = 128 + e.signum
+    sys.exit(status)
+
+
 if __name__ == "__main__":
     # a wrong flag or path, a damaged checkpoint, shard or config (the messages name the file),
     # a full disk, a folder in use, or a run stopped by a NaN loss: a user's problem to fix,
     # not a crash
-    run_main(main, user_errors=(NonFiniteError, RunInUse))
+    run_ranks()

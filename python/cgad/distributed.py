@@ -91,16 +91,17 @@ def destroy_process_group():
     _group = None
 
 
-def _wait(group, request, op):
+def _wait(group, request, op, timeout=DEFAULT_TIMEOUT):
     """Waits for a non-blocking MPI request, with the group's timeout. MPICH moves data only
     inside MPI calls, so the first second spins on Test() as a blocking wait would; after that a
     rank that is late (or dead) is polled every millisecond."""
     start = time.monotonic()
-    deadline = start + group.timeout
+    limit = group.timeout if timeout is DEFAULT_TIMEOUT else timeout
+    deadline = start + limit if limit is not None else float("inf")
     while not request.Test():
         now = time.monotonic()
         if now > deadline:
-            raise RuntimeError(f"{op}: timed out after {group.timeout:g} s waiting for the other ranks "
+            raise RuntimeError(f"{op}: timed out after {limit:g} s waiting for the other ranks "
                                f"(rank {group.rank} of {group.size})")
         if now - start > 1.0:
             time.sleep(1e-3)
@@ -164,17 +165,18 @@ def barrier():
         _wait(group, group.comm.Ibarrier(), "barrier")
 
 
-def all_gather_json(obj):
+def all_gather_json(obj, timeout=DEFAULT_TIMEOUT):
     """Every rank's JSON-serializable obj, in rank order, on every rank (small records such as
-    data-loader positions; JSON, never pickle)."""
+    data-loader positions; JSON, never pickle). timeout: seconds, the group's by default, None
+    to wait as long as it takes."""
     group = _require("all_gather_json")
     data = np.frombuffer(json.dumps(obj).encode(), np.uint8).copy()
     if group.size == 1:
         return [json.loads(data.tobytes())]
     sizes = np.empty(group.size, np.int64)
-    _wait(group, group.comm.Iallgather(np.array([data.size], np.int64), sizes), "all_gather_json")
+    _wait(group, group.comm.Iallgather(np.array([data.size], np.int64), sizes), "all_gather_json", timeout)
     gathered = np.empty(int(sizes.sum()), np.uint8)
-    _wait(group, group.comm.Iallgatherv(data, (gathered, sizes)), "all_gather_json")
+    _wait(group, group.comm.Iallgatherv(data, (gathered, sizes)), "all_gather_json", timeout)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     return [json.loads(gathered[offsets[r]:offsets[r + 1]].tobytes()) for r in range(group.size)]
 
@@ -188,6 +190,14 @@ def any_rank(flag):
     from mpi4py import MPI
     _wait(group, group.comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.MAX), "any_rank")
     return bool(buf[0])
+
+
+def abort(status=1):
+    """Ends every rank of the job now (an error on one rank must not leave the others waiting)."""
+    group = _require("abort")
+    if group.size > 1:
+        group.comm.Abort(status)
+    raise SystemExit(status)
 
 
 class GradientSync:
