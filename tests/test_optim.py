@@ -4,7 +4,7 @@ import pytest
 
 import cgad
 import cgad.nn as nn
-from conftest import nmax_err
+from conftest import DEVICES, nmax_err
 
 rng = np.random.default_rng(3)
 
@@ -57,14 +57,18 @@ def test_trajectory_matches_torch(torch, name):
     assert nmax_err(ours[2], ref[2]) < 1e-5
 
 
-def test_adamw_first_step_by_hand():
-    p = nn.Parameter(cgad.tensor([1.0, -2.0]))
+@pytest.mark.parametrize("device", DEVICES)
+def test_adamw_first_step_by_hand(device):
+    p = nn.Parameter(cgad.tensor([1.0, -2.0], device=device))
     opt = cgad.optim.AdamW([p], lr=0.1, weight_decay=0.5)
-    p.grad = cgad.tensor([0.5, 0.0])
+    p.grad = cgad.tensor([0.5, 0.0], device=device)
     opt.step()
     # step 1: m_hat = g, v_hat = g^2, update = g / (|g| + eps); decay first: p *= 1 - lr * wd
     expected = np.array([1.0 * 0.95 - 0.1 * 0.5 / (0.5 + 1e-8), -2.0 * 0.95], np.float32)
     np.testing.assert_allclose(p.numpy(), expected, rtol=1e-6)
+    state = opt.state_dict()["state"][0]
+    np.testing.assert_allclose(state["exp_avg"], [0.05, 0.0], rtol=1e-6)  # moments: host copies of device state
+    assert p.device == device
 
 
 def test_skips_params_without_grad_and_set_alpha():
@@ -105,13 +109,14 @@ def test_state_dict_round_trip_continues_identically():
         np.testing.assert_array_equal(a, b.numpy())
 
 
-def test_clip_grad_norm_formula():
-    p = nn.Parameter(cgad.zeros(4))
-    p.grad = cgad.tensor([3.0, 4.0, 0.0, 0.0])
+@pytest.mark.parametrize("device", DEVICES)
+def test_clip_grad_norm_formula(device):
+    p = nn.Parameter(cgad.zeros(4, device=device))
+    p.grad = cgad.tensor([3.0, 4.0, 0.0, 0.0], device=device)
     norm = nn.utils.clip_grad_norm_([p], 1.0)
-    assert norm.shape == () and norm.dtype == cgad.float32 and float(norm) == 5.0
+    assert norm.shape == () and norm.dtype == cgad.float32 and float(norm) == 5.0 and norm.device == device
     np.testing.assert_allclose(p.grad.numpy(), np.array([3, 4, 0, 0]) / (5 + 1e-6), rtol=1e-6)
-    p.grad = cgad.tensor([0.3, 0.4, 0.0, 0.0])
+    p.grad = cgad.tensor([0.3, 0.4, 0.0, 0.0], device=device)
     assert abs(float(nn.utils.clip_grad_norm_([p], 1.0)) - 0.5) < 1e-7
     np.testing.assert_allclose(p.grad.numpy(), [0.3, 0.4, 0, 0], rtol=1e-7)
 

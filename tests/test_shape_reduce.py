@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import cgad
-from conftest import gradcheck, nmax_err, weighted_sum
+from conftest import DEVICES, gradcheck, nmax_err, weighted_sum
 
 rng = np.random.default_rng(1)
 
@@ -88,29 +88,57 @@ def test_backward_through_topk_raises():
         t.topk(2)[0].sum().backward()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("sa,sb", [((3, 4), (4, 5)), ((2, 3, 4), (4, 5)), ((2, 3, 4), (2, 4, 5)),
                                    ((4,), (4, 5)), ((3, 4), (4,)), ((1, 3, 4), (2, 4, 2)), ((3, 0), (0, 2))])
-def test_matmul(sa, sb):
+def test_matmul(sa, sb, device):
     a, b = rng.standard_normal(sa), rng.standard_normal(sb)
-    out = cgad.tensor(a) @ cgad.tensor(b)
+    out = cgad.tensor(a, device=device) @ cgad.tensor(b, device=device)
+    assert out.device == device
     assert nmax_err(out.numpy(), a @ b) < 1e-12
-    out32 = cgad.tensor(a, dtype=cgad.float32) @ cgad.tensor(b, dtype=cgad.float32)
+    out32 = cgad.tensor(a, dtype=cgad.float32, device=device) @ cgad.tensor(b, dtype=cgad.float32, device=device)
     assert nmax_err(out32.numpy(), a @ b) < 1e-5
     if 0 not in sa:
-        gradcheck(lambda x, y: weighted_sum(x @ y), [a, b])
+        gradcheck(lambda x, y: weighted_sum(x @ y), [a, b], device=device)
 
 
-def test_matmul_transposed_operands():
+@pytest.mark.parametrize("device", DEVICES)
+def test_matmul_transposed_operands(device):
     a, b = rng.standard_normal((5, 3)), rng.standard_normal((4, 5))
-    gradcheck(lambda x, y: weighted_sum(x.transpose(0, 1) @ y.transpose(0, 1)), [a, b])
+    gradcheck(lambda x, y: weighted_sum(x.transpose(0, 1) @ y.transpose(0, 1)), [a, b], device=device)
 
 
-def test_linear():
+@pytest.mark.parametrize("device", DEVICES)
+def test_linear(device):
     x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)
     F = cgad.nn.functional
-    assert nmax_err(F.linear(cgad.tensor(x), cgad.tensor(w), cgad.tensor(b)).numpy(), x @ w.T + b) < 1e-12
-    assert nmax_err(F.linear(cgad.tensor(x), cgad.tensor(w)).numpy(), x @ w.T) < 1e-12
-    gradcheck(lambda x_, w_, b_: weighted_sum(F.linear(x_, w_, b_)), [x, w, b])
+    tx, tw, tb = (cgad.tensor(a, device=device) for a in (x, w, b))
+    for out, ref in ((F.linear(tx, tw, tb), x @ w.T + b), (F.linear(tx, tw), x @ w.T)):
+        assert out.device == device
+        assert nmax_err(out.numpy(), ref) < 1e-12
+    gradcheck(lambda x_, w_, b_: weighted_sum(F.linear(x_, w_, b_)), [x, w, b], device=device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_matmul_of_expanded_operands(device):
+    """Matrices with zero strides (expanded scalars) are copied to a layout BLAS accepts."""
+    b = rng.standard_normal((1, 6))
+    tb = cgad.tensor(b, device=device)
+    one = cgad.tensor(2.0, dtype=cgad.float64, device=device).expand(1, 1)
+    batch = cgad.tensor(3.0, dtype=cgad.float64, device=device).expand(4, 1, 1)
+    assert nmax_err((one @ tb).numpy(), 2 * b) < 1e-12
+    assert nmax_err((batch @ tb).numpy(), np.broadcast_to(3 * b, (4, 1, 6))) < 1e-12
+    assert nmax_err((tb.transpose(0, 1) @ one).numpy(), 2 * b.T) < 1e-12
+
+
+def test_matmul_and_linear_reject_mixed_devices():
+    F = cgad.nn.functional
+    cpu, dev = cgad.ones(3, 4), cgad.ones(3, 4, device="test")
+    w, wt, b, bt = cgad.ones(2, 4), cgad.ones(2, 4, device="test"), cgad.ones(2), cgad.ones(2, device="test")
+    for f in (lambda: cpu @ dev.transpose(0, 1), lambda: dev @ cpu.transpose(0, 1), lambda: F.linear(cpu, wt, b),
+              lambda: F.linear(dev, w, bt), lambda: F.linear(dev, wt, b), lambda: F.linear(cpu, w, bt)):
+        with pytest.raises(RuntimeError, match="same device"):
+            f()
 
 
 def test_grads_of_overlapping_views_and_direct_uses_sum():
@@ -133,22 +161,25 @@ def test_grads_of_overlapping_views_and_direct_uses_sum():
     np.testing.assert_allclose(x.grad.numpy(), ref, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("m,n", [(301, 67), (67, 301)])  # tall and wide: split by rows, by columns
-def test_large_matmul_split_across_threads(ta, tb, m, n):
+def test_large_matmul_split_across_threads(ta, tb, m, n, device):
     """GEMMs big enough to be split across threads, with every transpose, in both dtypes."""
     k = 45
     a = rng.standard_normal((k, m) if ta else (m, k))
     b = rng.standard_normal((n, k) if tb else (k, n))
     ref = (a.T if ta else a) @ (b.T if tb else b)
     for dtype, tol in ((cgad.float64, 1e-12), (cgad.float32, 1e-5)):
-        x, y = cgad.tensor(a, dtype=dtype), cgad.tensor(b, dtype=dtype)
+        x, y = cgad.tensor(a, dtype=dtype, device=device), cgad.tensor(b, dtype=dtype, device=device)
         out = (x.transpose(0, 1) if ta else x) @ (y.transpose(0, 1) if tb else y)
+        assert out.device == device
         assert nmax_err(out.numpy(), ref) < tol
     g = rng.standard_normal((m, n))
-    x, w, bias = (cgad.tensor(v, requires_grad=True) for v in (a.T if ta else a, b if tb else b.T, g[0]))
-    cgad.nn.functional.linear(x, w, bias).backward(cgad.tensor(g))
+    x, w, bias = (cgad.tensor(v, device=device, requires_grad=True) for v in (a.T if ta else a, b if tb else b.T, g[0]))
+    cgad.nn.functional.linear(x, w, bias).backward(cgad.tensor(g, device=device))
     xa, wa = (a.T if ta else a), (b if tb else b.T)
+    assert all(t.grad.device == device for t in (x, w, bias))
     assert nmax_err(x.grad.numpy(), g @ wa) < 1e-12
     assert nmax_err(w.grad.numpy(), g.T @ xa) < 1e-12
     assert nmax_err(bias.grad.numpy(), g.sum(0)) < 1e-12

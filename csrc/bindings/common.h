@@ -19,7 +19,8 @@ long long int_value(py::handle h, bool* overflow);
 // A dim argument: TypeError for a non-int, IndexError for an int beyond int64.
 int64_t dim_arg(py::handle h, const char* op);
 Tensor from_numpy(py::array arr);
-py::array to_numpy(const Tensor& t);
+const char* numpy_dtype_name(DType d, const char* op);  // TypeError naming op for bfloat16
+py::array to_numpy(const Tensor& t);  // a host copy from any device
 
 void bind_tensor(py::module_& m);
 void bind_ops(py::module_& m);

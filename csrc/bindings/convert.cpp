@@ -53,10 +53,12 @@ Tensor operand(const Tensor& self, py::handle other, const char* op) {
     if (is_integral(dt)) {
       if (overflow || (dt == DType::Int32 && (v < INT32_MIN || v > INT32_MAX)))
         throw ValueError(str(op, ": the Python int ", py::str(other).cast<std::string>(), " does not fit in ", dtype_name(dt)));
-      Tensor t = empty({}, dt, self.device());
+      // ints a double holds exactly are filled on the device; larger ones go through a host copy
+      if (v >= -(1LL << 53) && v <= (1LL << 53)) return full({}, double(v), dt, self.device());
+      Tensor t = empty({}, dt, Device{});
       if (dt == DType::Int32) *t.data<int32_t>() = int32_t(v);
       else *t.data<int64_t>() = int64_t(v);
-      return t;
+      return to_device(t, self.device());
     }
     s.value = double(v);
     if (overflow) {
@@ -100,23 +102,25 @@ Tensor from_numpy(py::array arr) {
   // ascontiguousarray would turn a 0-d array into a 1-d one; a C-order copy keeps the shape.
   py::array c = arr.attr("copy")("C");
   Shape shape(c.shape(), c.shape() + c.ndim());
-  Tensor t = empty(shape, dt);
+  Tensor t = empty(shape, dt, Device{});
   if (t.numel() > 0) std::memcpy(t.raw_data(), c.data(), size_t(t.numel()) * itemsize(dt));
   return t;
 }
 
-py::array to_numpy(const Tensor& t) {
-  Tensor c = contiguous_data(t.dtype() == DType::BFloat16 ? cast(t, DType::Float32) : t);
-  const char* fmt = nullptr;
-  switch (c.dtype()) {
-    case DType::Float32: fmt = "float32"; break;
-    case DType::Float64: fmt = "float64"; break;
-    case DType::Int32: fmt = "int32"; break;
-    case DType::Int64: fmt = "int64"; break;
-    case DType::Bool: fmt = "bool"; break;
-    default: throw TypeError("numpy: unsupported dtype");
+const char* numpy_dtype_name(DType d, const char* op) {
+  switch (d) {
+    case DType::Float32: return "float32";
+    case DType::Float64: return "float64";
+    case DType::Int32: return "int32";
+    case DType::Int64: return "int64";
+    case DType::Bool: return "bool";
+    default: throw TypeError(str(op, ": numpy has no ", dtype_name(d)));
   }
-  py::array out(py::dtype(fmt), c.shape());
+}
+
+py::array to_numpy(const Tensor& t) {
+  Tensor c = to_device(contiguous_data(t.dtype() == DType::BFloat16 ? cast(t, DType::Float32) : t).detach(), Device{});
+  py::array out(py::dtype(numpy_dtype_name(c.dtype(), "numpy")), c.shape());
   if (c.numel() > 0) std::memcpy(out.mutable_data(), c.raw_data(), size_t(c.numel()) * itemsize(c.dtype()));
   return out;
 }

@@ -1,6 +1,4 @@
 // Free functions of the engine, called by python/cgad with arguments already normalized.
-#include "backends/cpu/fill.h"
-#include "backends/cpu/loops.h"
 #include "bindings/common.h"
 
 namespace cgad::bind {
@@ -10,30 +8,28 @@ void bind_ops(py::module_& m) {
   m.def("empty", [](const Shape& s, py::handle dt, py::handle dev) { return empty(s, dtype_from(dt), device_from(dev)); });
   m.def("zeros", [](const Shape& s, py::handle dt, py::handle dev) { return zeros(s, dtype_from(dt), device_from(dev)); });
   m.def("full", [](const Shape& s, double v, py::handle dt, py::handle dev) { return full(s, v, dtype_from(dt), device_from(dev)); });
-  m.def("randn", [](const Shape& s, py::handle dt) { return randn(s, dtype_from(dt)); });
-  m.def("rand", [](const Shape& s, py::handle dt) { return rand(s, dtype_from(dt)); });
-  m.def("arange", [](double a, double b, double step, py::handle dt) { return arange(a, b, step, dtype_from(dt)); });
+  m.def("randn", [](const Shape& s, py::handle dt, py::handle dev) { return randn(s, dtype_from(dt), device_from(dev)); });
+  m.def("rand", [](const Shape& s, py::handle dt, py::handle dev) { return rand(s, dtype_from(dt), device_from(dev)); });
+  m.def("arange", [](double a, double b, double step, py::handle dt, py::handle dev) {
+    return arange(a, b, step, dtype_from(dt), device_from(dev));
+  });
   m.def("to_dtype", [](const Tensor& t, py::handle dt) { return to_dtype(t, dtype_from(dt)); });
   m.def("device_of", [](py::handle dev) { return device_from(dev); });
   m.def("dtype_of", [](py::handle dt) { return dtype_from(dt); });
   m.def("scalar_like", [](const Tensor& ref, py::handle v, const char* op) { return operand(ref, v, op); });
   m.def("wrap_dim", &wrap_dim);
-  m.def("to_device", [](const Tensor& t, const Device& d) -> Tensor {
-    if (d == t.device()) return t;
-    throw RuntimeError(str("to(", d.str(), "): cgad was built without CUDA"));
+  // A numpy array over a contiguous CPU tensor's own memory (no copy; it keeps the tensor
+  // alive): what MPI reads and writes in place for cgad.distributed.
+  m.def("host_view", [](py::object obj) {
+    const Tensor& t = obj.cast<const Tensor&>();
+    if (!t.device().is_cpu()) throw RuntimeError(str("host_view: the tensor is on ", t.device().str(), ", not the CPU"));
+    if (!t.is_contiguous()) throw ValueError("host_view: the tensor is not contiguous");
+    return py::array(py::dtype(numpy_dtype_name(t.dtype(), "host_view")), t.shape(), {}, t.raw_data(), obj);
   });
-  m.def("copy_", [](Tensor& dst, const Tensor& src) {
-    check_same_device(dst, src, "copy_");
-    Shape b = cpu::broadcast_shapes(dst.shape(), src.shape(), "copy_");
-    if (b != dst.shape())
-      throw ValueError(str("copy_: source of shape ", shape_str(src.shape()), " does not broadcast to ", shape_str(dst.shape())));
-    for (int64_t i = 0; i < dst.dim(); ++i)  // as torch: writing one location from several elements
-      if (dst.strides()[size_t(i)] == 0 && dst.shape()[size_t(i)] > 1)
-        throw RuntimeError(str("copy_: the destination of shape ", shape_str(dst.shape()),
-                               " is an expanded view whose elements share memory; copy into a contiguous tensor"));
-    cpu::copy(dst, src.same(dst) ? clone(src.detach()) : src);
-  });
-  m.def("fill_", [](Tensor& t, double v) { cpu::fill(t, v); });
+  m.def("to_device", &to_device);
+  m.def("move_to_device_", &move_to_device_);
+  m.def("copy_", &copy_);
+  m.def("fill_", &fill_);
   m.def("tril", &tril);
   m.def("multinomial", &multinomial);
   m.def("where", &where);

@@ -1,9 +1,10 @@
 // dtypes, devices, threads, the RNG, grad mode and memory statistics.
+#include "autograd/autocast.h"
 #include "autograd/grad_mode.h"
-#include "backends/cpu/parallel.h"
 #include "bindings/common.h"
 #include "core/allocator.h"
 #include "core/rng.h"
+#include "core/runtime.h"
 
 namespace cgad::bind {
 
@@ -25,13 +26,15 @@ void bind_runtime(py::module_& m) {
 
   py::class_<Device>(m, "device")
       .def(py::init([](const std::string& s) { return Device::parse(s); }))
-      .def_property_readonly("type", [](const Device& d) { return d.is_cpu() ? "cpu" : "cuda"; })
+      .def_property_readonly("type", [](const Device& d) { return device_type_name(d.type); })
       .def_property_readonly("index", [](const Device& d) -> py::object {
-        return d.is_cpu() ? py::object(py::none()) : py::object(py::int_(d.index));
+        return d.type == DeviceType::CUDA ? py::object(py::int_(d.index)) : py::object(py::none());
       })
       .def("__str__", &Device::str)
-      .def("__repr__", [](const Device& d) { return "device(type='" + std::string(d.is_cpu() ? "cpu" : "cuda") + "'" +
-                                                    (d.is_cpu() ? "" : ", index=" + std::to_string(d.index)) + ")"; })
+      .def("__repr__", [](const Device& d) {
+        return "device(type='" + std::string(device_type_name(d.type)) + "'" +
+               (d.type == DeviceType::CUDA ? ", index=" + std::to_string(d.index) : "") + ")";
+      })
       .def("__eq__", [](const Device& d, py::handle o) {
         try { return device_from(o) == d; } catch (...) { return false; }
       })
@@ -70,12 +73,18 @@ void bind_runtime(py::module_& m) {
     std::vector<uint8_t> s(a.data(), a.data() + a.size());
     Generator::global().set_state(s);
   });
+  // The autocast state of a device type ("cpu", "cuda") on this thread: (enabled, dtype).
+  m.def("get_autocast", [](py::handle device) {
+    AutocastState s = Autocast::get(device_from(device).type);
+    return py::make_tuple(s.enabled, s.dtype);
+  });
+  m.def("set_autocast", [](py::handle device, bool enabled, py::handle dtype) {
+    Autocast::set(device_from(device).type, {enabled, dtype_from(dtype)});
+  });
   m.def("is_grad_enabled", &GradMode::is_enabled);
   m.def("set_grad_enabled", &GradMode::set_enabled);
-  m.def("memory_stats", [](const std::string& device) {
-    Device d = Device::parse(device);
-    if (!d.is_cpu()) throw RuntimeError("memory_stats: cgad was built without CUDA");
-    MemoryStats s = CpuAllocator::instance().stats();
+  m.def("memory_stats", [](py::handle device) {
+    MemoryStats s = allocator_for(device_from(device)).stats();
     py::dict out;
     out["os_allocs"] = s.os_allocs;
     out["os_bytes"] = s.os_bytes;
@@ -84,8 +93,9 @@ void bind_runtime(py::module_& m) {
     out["peak_bytes"] = s.peak_bytes;
     return out;
   }, py::arg("device") = "cpu");
-  m.def("reset_peak_memory_stats", [] { CpuAllocator::instance().reset_peak(); });
-  m.def("empty_cache", [] { CpuAllocator::instance().empty_cache(); });
+  m.def("reset_peak_memory_stats", [](py::handle device) { allocator_for(device_from(device)).reset_peak(); },
+        py::arg("device") = "cpu");
+  m.def("empty_cache", [](py::handle device) { allocator_for(device_from(device)).empty_cache(); }, py::arg("device") = "cpu");
   m.def("cuda_is_available", [] { return false; });
   m.def("cuda_device_count", [] { return 0; });
   m.attr("has_cuda") = false;

@@ -113,7 +113,7 @@ void bind_tensor(py::module_& m) {
       .def("stride", [](const Tensor& t) { return shape_tuple(t.strides()); })
       .def("is_contiguous", &Tensor::is_contiguous)
       .def("element_size", [](const Tensor& t) { return itemsize(t.dtype()); })
-      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw_data()); })
+      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.address()); })
       .def("__len__", [](const Tensor& t) {
         if (t.dim() == 0) throw TypeError("len() of a 0-d tensor");
         return t.shape()[0];

@@ -25,18 +25,25 @@
 
 namespace cgad {
 
-CpuAllocator& CpuAllocator::instance() {
-  // Leaked on purpose: tensors owned by Python objects may be freed after static destructors ran.
-  static CpuAllocator* a = [] {
-    static std::aligned_storage_t<sizeof(CpuAllocator), alignof(CpuAllocator)> buf;
-    return ::new (&buf) CpuAllocator();
-  }();
+namespace {
+Allocator*& allocator_slot(DeviceType t) {
+  static Allocator* slots[kNumDeviceTypes] = {};
+  return slots[size_t(t)];
+}
+}  // namespace
+
+void register_allocator(DeviceType type, Allocator* a) { allocator_slot(type) = a; }
+
+Allocator& allocator_for(Device d) {
+  Allocator* a = allocator_slot(d.type);
+  if (!a) {
+    if (d.type == DeviceType::CUDA) throw RuntimeError(str("cannot allocate on ", d.str(), ": cgad was built without CUDA"));
+    throw RuntimeError(str("cannot allocate on ", d.str(), ": this build of cgad has no ", device_type_name(d.type), " backend"));
+  }
   return *a;
 }
 
-CpuAllocator::~CpuAllocator() { free_cached_locked(); }
-
-size_t CpuAllocator::round_size(size_t n) {
+size_t CachingHostAllocator::round_size(size_t n) {
   if (n == 0) n = 1;
   if (n < 4096) return (n + 63) & ~size_t(63);
   // Above 4 KiB: 8 size classes per power of two, at most 12.5% slack.
@@ -50,7 +57,7 @@ static size_t physical_bytes() {
   return pages > 0 && page > 0 ? size_t(pages) * size_t(page) : SIZE_MAX;
 }
 
-void* CpuAllocator::allocate(size_t nbytes) {
+void* CachingHostAllocator::allocate(size_t nbytes) {
   size_t sz = round_size(nbytes);
   std::lock_guard<std::mutex> lk(mu_);
   void* p = nullptr;
@@ -80,7 +87,7 @@ void* CpuAllocator::allocate(size_t nbytes) {
   return p;
 }
 
-void CpuAllocator::release(void* ptr, size_t nbytes) {
+void CachingHostAllocator::release(void* ptr, size_t nbytes) {
   if (!ptr) return;
   size_t sz = round_size(nbytes);
   CGAD_POISON(ptr, sz);
@@ -90,7 +97,7 @@ void CpuAllocator::release(void* ptr, size_t nbytes) {
   st_.allocated_bytes -= int64_t(sz);
 }
 
-void CpuAllocator::free_cached_locked() {
+void CachingHostAllocator::free_cached_locked() {
   for (auto& kv : free_) {
     for (void* p : kv.second) {
       CGAD_UNPOISON(p, kv.first);
@@ -103,17 +110,17 @@ void CpuAllocator::free_cached_locked() {
   free_.clear();
 }
 
-MemoryStats CpuAllocator::stats() {
+MemoryStats CachingHostAllocator::stats() {
   std::lock_guard<std::mutex> lk(mu_);
   return st_;
 }
 
-void CpuAllocator::reset_peak() {
+void CachingHostAllocator::reset_peak() {
   std::lock_guard<std::mutex> lk(mu_);
   st_.peak_bytes = st_.allocated_bytes;
 }
 
-void CpuAllocator::empty_cache() {
+void CachingHostAllocator::empty_cache() {
   std::lock_guard<std::mutex> lk(mu_);
   free_cached_locked();
 }

@@ -63,11 +63,31 @@ inline bool is_integral(DType d) { return d == DType::Int32 || d == DType::Int64
 // 0 bool, 1 integer, 2 floating: a Python scalar or 0-d tensor widens only across categories.
 inline int category(DType d) { return d == DType::Bool ? 0 : (is_integral(d) ? 1 : 2); }
 
+// torch.result_type for two tensors of the same dimensionality: a table, not the enum's order.
 inline DType promote(DType a, DType b) {
-  if (a == b) return a;
-  // The enum is ordered so that the larger wins, except that bf16 with an int stays bf16
-  // (which the order already gives).
-  return static_cast<uint8_t>(a) > static_cast<uint8_t>(b) ? a : b;
+  constexpr DType B = DType::Bool, I = DType::Int32, L = DType::Int64, H = DType::BFloat16, F = DType::Float32,
+                  D = DType::Float64;
+  // rows and columns in enum order: bool, int32, int64, bfloat16, float32, float64
+  constexpr DType table[6][6] = {
+      {B, I, L, H, F, D},  // bool
+      {I, I, L, H, F, D},  // int32
+      {L, L, L, H, F, D},  // int64
+      {H, H, H, H, F, D},  // bfloat16: an integer beside it stays bfloat16
+      {F, F, F, F, F, D},  // float32
+      {D, D, D, D, D, D},  // float64
+  };
+  return table[static_cast<uint8_t>(a)][static_cast<uint8_t>(b)];
+}
+
+// Where statistics and optimizer state are kept for data of dtype d: float64 for float64,
+// float32 otherwise (bfloat16 data accumulates and keeps its statistics in float32).
+inline DType stats_dtype(DType d) { return d == DType::Float64 ? DType::Float64 : DType::Float32; }
+
+// TypeError naming the op unless d is float32 or float64 (or bfloat16, where the op allows it).
+inline void check_float_dtype(DType d, const char* op, const char* what, bool allow_bf16 = false) {
+  if (d == DType::Float32 || d == DType::Float64 || (allow_bf16 && d == DType::BFloat16)) return;
+  throw TypeError(str(op, ": expected ", what, " to be float32", allow_bf16 ? ", float64 or bfloat16" : " or float64",
+                      ", got ", dtype_name(d)));
 }
 
 template <typename T> struct TypeTag { using type = T; };
@@ -80,17 +100,23 @@ template <> constexpr DType dtype_of<bf16>() { return DType::BFloat16; }
 template <> constexpr DType dtype_of<float>() { return DType::Float32; }
 template <> constexpr DType dtype_of<double>() { return DType::Float64; }
 
-// Calls f(TypeTag<T>{}) for the C++ type of d. `what` names the op in the error.
-template <typename F>
+// Calls f(TypeTag<T>{}) for the C++ type of d, within a kernel: the one dispatch over the
+// floating types. bfloat16 is admitted where the kernel has a bf16 path (kWithBF16); otherwise
+// it is a TypeError naming the op (`what`) and the dtype.
+template <bool kWithBF16 = false, typename F>
 decltype(auto) dispatch_float(DType d, const char* what, F&& f) {
   switch (d) {
     case DType::Float32: return f(TypeTag<float>{});
     case DType::Float64: return f(TypeTag<double>{});
+    case DType::BFloat16:
+      if constexpr (kWithBF16) return f(TypeTag<bf16>{});
+      [[fallthrough]];
     default: throw TypeError(str(what, ": expected a float32 or float64 tensor, got ", dtype_name(d)));
   }
 }
 
-template <typename F>
+// As dispatch_float, over the integer and bool types too.
+template <bool kWithBF16 = false, typename F>
 decltype(auto) dispatch_numeric(DType d, const char* what, F&& f) {
   switch (d) {
     case DType::Float32: return f(TypeTag<float>{});
@@ -98,7 +124,10 @@ decltype(auto) dispatch_numeric(DType d, const char* what, F&& f) {
     case DType::Int32: return f(TypeTag<int32_t>{});
     case DType::Int64: return f(TypeTag<int64_t>{});
     case DType::Bool: return f(TypeTag<bool>{});
-    default: throw TypeError(str(what, ": ", dtype_name(d), " compute is not supported on the CPU; convert with .float()"));
+    case DType::BFloat16:
+      if constexpr (kWithBF16) return f(TypeTag<bf16>{});
+      [[fallthrough]];
+    default: throw TypeError(str(what, ": ", dtype_name(d), " tensors are not supported by this op yet; convert with .float()"));
   }
 }
 

@@ -3,11 +3,10 @@
 
 namespace cgad {
 
-Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-  if (!device.is_cpu()) throw RuntimeError("cgad was built without CUDA: cannot allocate on " + device.str());
-  data_ = CpuAllocator::instance().allocate(nbytes);
+Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device), allocator_(&allocator_for(device)) {
+  data_ = allocator_->allocate(nbytes);
 }
 
-Storage::~Storage() { CpuAllocator::instance().release(data_, nbytes_); }
+Storage::~Storage() { allocator_->release(data_, nbytes_); }
 
 }  // namespace cgad

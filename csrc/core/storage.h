@@ -1,10 +1,12 @@
 // One move-only RAII buffer: the only owner of raw tensor memory. Memory comes from and goes
-// back to the device's caching allocator.
+// back to the caching allocator of its device.
 #pragma once
 #include <cstddef>
 #include "core/device.h"
 
 namespace cgad {
+
+class Allocator;
 
 class Storage {
  public:
@@ -20,6 +22,7 @@ class Storage {
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Device device_;
+  Allocator* allocator_ = nullptr;
 };
 
 }  // namespace cgad

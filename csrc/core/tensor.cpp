@@ -1,7 +1,6 @@
 #include "core/tensor.h"
 
-#include <cstring>
-#include "backends/cpu/fill.h"
+#include "core/dispatch.h"
 
 namespace cgad {
 
@@ -28,8 +27,15 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
-void* Tensor::raw_data() const {
+void* Tensor::address() const {
   return static_cast<char*>(impl_->storage->data()) + impl_->offset * int64_t(itemsize(impl_->dtype));
+}
+
+void* Tensor::raw_data() const {
+  const Device d = impl_->storage->device();
+  if (!d.host_readable() && !KernelScope::active())
+    throw RuntimeError(str("the data of a ", d.str(), " tensor was read outside a kernel; copy it to the CPU first (.cpu(), .numpy())"));
+  return address();
 }
 
 bool Tensor::requires_grad() const { return impl_->requires_grad; }
@@ -102,20 +108,7 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(t));
 }
 
-Tensor full(const Shape& shape, double value, DType dtype, Device device) {
-  Tensor t = empty(shape, dtype, device);
-  cpu::fill(t, value);
-  return t;
-}
-
-Tensor zeros(const Shape& shape, DType dtype, Device device) {
-  Tensor t = empty(shape, dtype, device);
-  std::memset(t.raw_data(), 0, size_t(t.numel()) * itemsize(dtype));
-  return t;
-}
-
 Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.dtype(), t.device()); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
 
 Tensor make_view(const Tensor& t, const Shape& shape, const Shape& strides, int64_t offset) {
   auto v = std::make_shared<TensorImpl>();

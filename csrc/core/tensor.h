@@ -30,7 +30,10 @@ class Tensor {
   DType dtype() const;
   Device device() const;
   bool is_contiguous() const;
-  void* raw_data() const;  // first element of the view
+  // The first element of the view, for kernels: a RuntimeError for memory the host cannot read
+  // (the "test" device, CUDA) outside a kernel call.
+  void* raw_data() const;
+  void* address() const;  // the same pointer, unchecked: for identity and overlap tests only
   template <typename T> T* data() const { return static_cast<T*>(raw_data()); }
 
   bool requires_grad() const;
@@ -64,11 +67,8 @@ int64_t numel_of(const Shape& shape);  // ValueError on negative sizes or overfl
 Shape contiguous_strides(const Shape& shape);
 int64_t wrap_dim(int64_t d, int64_t ndim, const char* op);  // IndexError when out of range
 
-Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = {});
-Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = {});
-Tensor full(const Shape& shape, double value, DType dtype = DType::Float32, Device device = {});
+Tensor empty(const Shape& shape, DType dtype, Device device);
 Tensor empty_like(const Tensor& t);
-Tensor zeros_like(const Tensor& t);
 // A view of t's storage (no copy, no autograd history).
 Tensor make_view(const Tensor& t, const Shape& shape, const Shape& strides, int64_t offset);
 

@@ -1,90 +1,28 @@
 // add, sub, mul, div, pow with broadcasting and type promotion, and their VJPs.
-#include <cmath>
-#include <type_traits>
 #include "autograd/node.h"
-#include "backends/cpu/parallel.h"
+#include "core/shape.h"
+#include "kernels/elementwise.h"
 #include "ops/elementwise.h"
 
 namespace cgad {
 
+CGAD_DEFINE_KERNEL(binary_kernel, void(const Tensor&, const Tensor&, const Tensor&, BinOp));
+CGAD_DEFINE_KERNEL(add_inplace_kernel, void(const Tensor&, const Tensor&));
+CGAD_DEFINE_KERNEL(mul_scalar_inplace_kernel, void(const Tensor&, double));
+
 namespace {
 
-enum class BinOp { Add, Sub, Mul, Div, Pow };
-
-const char* bin_name(BinOp op) {
-  switch (op) {
-    case BinOp::Add: return "add";
-    case BinOp::Sub: return "sub";
-    case BinOp::Mul: return "mul";
-    case BinOp::Div: return "div";
-    case BinOp::Pow: return "pow";
-  }
-  return "?";
-}
-
-// Integer powers as torch computes them: by squaring, wrapping on overflow; a negative exponent
-// gives 1 for 1, +-1 for -1 and 0 otherwise (casting std::pow's double back is UB out of range).
-template <typename T>
-T ipow(T base, T exp) {
-  if (exp < 0) return base == 1 ? T(1) : base == -1 ? T(exp % 2 ? -1 : 1) : T(0);
-  using U = std::make_unsigned_t<T>;
-  U r = 1, b = U(base);
-  for (U e = U(exp); e; e >>= 1) {
-    if (e & 1) r *= b;
-    b *= b;
-  }
-  return T(r);
-}
-
-template <typename T>
-T apply(BinOp op, T x, T y) {
-  if constexpr (std::is_same_v<T, bool>) {
-    switch (op) {
-      case BinOp::Add: return x || y;
-      case BinOp::Mul: return x && y;
-      default: return x;  // sub/div/pow on bool are rejected before the kernel
-    }
-  } else if constexpr (std::is_integral_v<T>) {
-    // Integers wrap around on overflow, as torch's do; in signed arithmetic that would be
-    // undefined behaviour, in unsigned it is defined.
-    using U = std::make_unsigned_t<T>;
-    switch (op) {
-      case BinOp::Add: return T(U(x) + U(y));
-      case BinOp::Sub: return T(U(x) - U(y));
-      case BinOp::Mul: return T(U(x) * U(y));
-      case BinOp::Div: return x / y;  // not reached: `/` on integers computes in float
-      case BinOp::Pow: return ipow(x, y);
-    }
-  } else {
-    switch (op) {
-      case BinOp::Add: return x + y;
-      case BinOp::Sub: return x - y;
-      case BinOp::Mul: return x * y;
-      case BinOp::Div: return x / y;
-      case BinOp::Pow: return static_cast<T>(std::pow(static_cast<double>(x), static_cast<double>(y)));
-    }
-  }
-  return x;
-}
-
 Tensor binary_forward(const Tensor& a, const Tensor& b, BinOp op) {
-  const char* name = bin_name(op);
+  const char* name = op_name(op);
+  check_same_device(a, b, name);
   DType dt = result_type(a, b);
   if (op == BinOp::Div && !is_floating(dt)) dt = DType::Float32;  // `/` is true division
   if (dt == DType::Bool && (op == BinOp::Sub || op == BinOp::Div || op == BinOp::Pow))
     throw TypeError(str(name, ": not supported for bool tensors"));
-  return dispatch_numeric(dt, name, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    // Per-op lambdas let the compiler inline and vectorize the inner loop.
-    switch (op) {
-      case BinOp::Add: return binary_map<T, T>(a, b, dt, dt, name, [](T x, T y) { return apply(BinOp::Add, x, y); });
-      case BinOp::Sub: return binary_map<T, T>(a, b, dt, dt, name, [](T x, T y) { return apply(BinOp::Sub, x, y); });
-      case BinOp::Mul: return binary_map<T, T>(a, b, dt, dt, name, [](T x, T y) { return apply(BinOp::Mul, x, y); });
-      case BinOp::Div: return binary_map<T, T>(a, b, dt, dt, name, [](T x, T y) { return apply(BinOp::Div, x, y); });
-      case BinOp::Pow: break;
-    }
-    return binary_map<T, T>(a, b, dt, dt, name, [](T x, T y) { return apply(BinOp::Pow, x, y); });
-  });
+  Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
+  Tensor out = empty(shape, dt, a.device());
+  binary_kernel()(out.device(), out, cast(a, dt), cast(b, dt), op);
+  return out;
 }
 
 struct BinaryBackward : Node {
@@ -128,7 +66,7 @@ struct BinaryBackward : Node {
         break;
       case BinOp::Pow:
         // d(a^b)/da = b * a^(b-1);  d(a^b)/db = a^b * log(a)
-        if (na) ga = mul(g, mul(b, cgad::pow(a, sub(b, full({}, 1.0, b.dtype())))));
+        if (na) ga = mul(g, mul(b, cgad::pow(a, sub(b, full({}, 1.0, b.dtype(), b.device())))));
         if (nb) gb = mul(g, mul(out, cgad::log(cast(a, g.dtype()))));  // log of an int base in the result dtype
         break;
     }
@@ -169,41 +107,16 @@ Tensor div(const Tensor& a, const Tensor& b) { return binary(a, b, BinOp::Div); 
 Tensor pow(const Tensor& a, const Tensor& b) { return binary(a, b, BinOp::Pow); }
 
 void add_(Tensor& a, const Tensor& b) {
-  Shape shape = cpu::broadcast_shapes(a.shape(), b.shape(), "add_");
+  check_same_device(a, b, "add_");
+  Shape shape = broadcast_shapes(a.shape(), b.shape(), "add_");
   if (shape != a.shape())
     throw ValueError(str("add_: cannot add shape ", shape_str(b.shape()), " into shape ", shape_str(a.shape()), " in place"));
-  Tensor bb = cast(b, a.dtype());
-  dispatch_numeric(a.dtype(), "add_", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* pa = a.data<T>();
-    const T* pb = bb.data<T>();
-    if (a.is_contiguous() && bb.is_contiguous() && bb.shape() == shape) {  // grad accumulation
-      const int64_t n = a.numel();
-#pragma omp parallel for simd schedule(static) num_threads(threads_for(n))
-      for (int64_t k = 0; k < n; ++k) pa[k] = pa[k] + pb[k];
-      return;
-    }
-    cpu::StridedIter<2> it{shape, {a.strides(), cpu::broadcast_strides(bb, shape)}};
-    it.run([&](const std::array<int64_t, 2>& o, int64_t n, const std::array<int64_t, 2>& s) {
-      if (s[0] == 1 && s[1] == 1) {
-        for (int64_t k = 0; k < n; ++k) pa[o[0] + k] = apply(BinOp::Add, pa[o[0] + k], pb[o[1] + k]);
-      } else {
-        for (int64_t k = 0; k < n; ++k) pa[o[0] + k * s[0]] = apply(BinOp::Add, pa[o[0] + k * s[0]], pb[o[1] + k * s[1]]);
-      }
-    });
-  });
+  add_inplace_kernel()(a.device(), a, cast(b, a.dtype()));
 }
 
 void mul_scalar_(Tensor& a, double s) {
-  dispatch_float(a.dtype(), "mul_", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* pa = a.data<T>();
-    const T v = static_cast<T>(s);
-    cpu::StridedIter<1> it{a.shape(), {a.strides()}};
-    it.run([&](const std::array<int64_t, 1>& o, int64_t n, const std::array<int64_t, 1>& st) {
-      for (int64_t k = 0; k < n; ++k) pa[o[0] + k * st[0]] *= v;
-    });
-  });
+  if (!is_floating(a.dtype())) throw TypeError(str("mul_: expected a floating point tensor, got ", dtype_name(a.dtype())));
+  mul_scalar_inplace_kernel()(a.device(), a, s);
 }
 
 }  // namespace cgad

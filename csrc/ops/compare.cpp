@@ -1,24 +1,22 @@
 // Comparisons (bool results, no grad), masked_fill and where.
 #include "autograd/node.h"
+#include "core/shape.h"
+#include "kernels/elementwise.h"
 #include "ops/elementwise.h"
 
 namespace cgad {
 
+CGAD_DEFINE_KERNEL(compare_kernel, void(const Tensor&, const Tensor&, const Tensor&, CompareOp));
+CGAD_DEFINE_KERNEL(where_kernel, void(const Tensor&, const Tensor&, const Tensor&));
+
 Tensor compare(const Tensor& a, const Tensor& b, CompareOp op) {
+  const char* name = op_name(op);
+  check_same_device(a, b, name);
   DType dt = result_type(a, b);
   if (dt == DType::BFloat16) dt = DType::Float32;
-  return dispatch_numeric(dt, "compare", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    switch (op) {
-      case CompareOp::EQ: return binary_map<T, bool>(a, b, dt, DType::Bool, "eq", [](T x, T y) { return x == y; });
-      case CompareOp::NE: return binary_map<T, bool>(a, b, dt, DType::Bool, "ne", [](T x, T y) { return x != y; });
-      case CompareOp::LT: return binary_map<T, bool>(a, b, dt, DType::Bool, "lt", [](T x, T y) { return x < y; });
-      case CompareOp::LE: return binary_map<T, bool>(a, b, dt, DType::Bool, "le", [](T x, T y) { return x <= y; });
-      case CompareOp::GT: return binary_map<T, bool>(a, b, dt, DType::Bool, "gt", [](T x, T y) { return x > y; });
-      case CompareOp::GE: break;
-    }
-    return binary_map<T, bool>(a, b, dt, DType::Bool, "ge", [](T x, T y) { return x >= y; });
-  });
+  Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), name), DType::Bool, a.device());
+  compare_kernel()(out.device(), out, cast(a, dt), cast(b, dt), op);
+  return out;
 }
 
 namespace {
@@ -33,7 +31,7 @@ struct WhereBackward : Node {
     return had;
   }
   std::vector<Tensor> backward(const Tensor& g) override {
-    Tensor zero = zeros({}, g.dtype());
+    Tensor zero = zeros({}, g.dtype(), g.device());
     Tensor ga, gb;
     if (needs_grad(0)) ga = reduce_grad(where(cond, g, zero), input_shapes[0], a_dtype);
     if (needs_grad(1)) gb = reduce_grad(where(cond, zero, g), input_shapes[1], b_dtype);
@@ -48,21 +46,10 @@ Tensor where_forward(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_same_device(cond, a, "where");
   check_same_device(a, b, "where");
   DType dt = result_type(a, b);
-  Shape shape = cpu::broadcast_shapes(cpu::broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   Tensor out = empty(shape, dt, a.device());
-  cpu::copy(out, b);
-  Tensor av = cast(a, dt);
-  dispatch_all(dt, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* po = out.data<T>();
-    const T* pa = av.data<T>();
-    const bool* pc = cond.data<bool>();
-    cpu::StridedIter<3> it{shape, {out.strides(), cpu::broadcast_strides(cond, shape), cpu::broadcast_strides(av, shape)}};
-    it.run([&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
-      for (int64_t k = 0; k < n; ++k)
-        if (pc[o[1] + k * s[1]]) po[o[0] + k * s[0]] = pa[o[2] + k * s[2]];
-    });
-  });
+  copy_kernel()(out.device(), out, b);
+  where_kernel()(out.device(), out, cond, cast(a, dt));
   return out;
 }
 
@@ -81,7 +68,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 Tensor masked_fill(const Tensor& t, const Tensor& mask, double value) {
   if (mask.dtype() != DType::Bool)
     throw TypeError(str("masked_fill: the mask must be a bool tensor, got ", dtype_name(mask.dtype())));
-  Shape shape = cpu::broadcast_shapes(t.shape(), mask.shape(), "masked_fill");
+  Shape shape = broadcast_shapes(t.shape(), mask.shape(), "masked_fill");
   if (shape != t.shape())
     throw ValueError(str("masked_fill: mask of shape ", shape_str(mask.shape()), " does not broadcast to the tensor's shape ", shape_str(t.shape())));
   if (is_integral(t.dtype())) {  // as torch: NaN, inf and out-of-range values are errors, not UB

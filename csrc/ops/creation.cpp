@@ -1,11 +1,18 @@
-// Type promotion, conversion, copies, and the creation ops (arange, randn, rand, tril, multinomial).
+// Type promotion and the creation ops (arange, randn, rand, tril, multinomial).
+#include <algorithm>
 #include <cmath>
 #include "autograd/node.h"
-#include "backends/cpu/loops.h"
 #include "core/rng.h"
-#include "ops/elementwise.h"
+#include "kernels/creation.h"
+#include "ops/ops.h"
 
 namespace cgad {
+
+CGAD_DEFINE_KERNEL(arange_kernel, void(const Tensor&, double, double));
+CGAD_DEFINE_KERNEL(randn_kernel, void(const Tensor&, uint64_t, uint64_t));
+CGAD_DEFINE_KERNEL(rand_kernel, void(const Tensor&, uint64_t, uint64_t));
+CGAD_DEFINE_KERNEL(tril_kernel, void(const Tensor&, int64_t));
+CGAD_DEFINE_KERNEL(multinomial_kernel, void(const Tensor&, const Tensor&, int64_t, uint64_t, uint64_t));
 
 DType result_type(const Tensor& a, const Tensor& b) {
   // A 0-d tensor beside a dimensioned one widens it only across categories, like a scalar.
@@ -27,108 +34,31 @@ DType result_type(const Tensor& a, const Scalar& s) {
 
 Tensor scalar_tensor(const Scalar& s, DType dtype, Device device) { return full({}, s.value, dtype, device); }
 
-void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
-  if (a.device() != b.device())
-    throw RuntimeError(str(op, ": expected all tensors on the same device, got ", a.device().str(), " and ", b.device().str()));
-}
-
-Tensor cast(const Tensor& t, DType dtype) {
-  if (t.dtype() == dtype) return t;
-  Tensor out = empty(t.shape(), dtype, t.device());
-  cpu::copy(out, t);
-  return out;
-}
-
-Tensor contiguous_data(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor out = empty(t.shape(), t.dtype(), t.device());
-  cpu::copy(out, t);
-  return out;
-}
-
-namespace {
-
-struct CastBackward : Node {
-  DType in_dtype = DType::Float32;
-  const char* name() const override { return "ToCopyBackward"; }
-  std::vector<Tensor> backward(const Tensor& g) override { return {cast(g, in_dtype)}; }
-};
-
-}  // namespace
-
-Tensor to_dtype(const Tensor& t, DType dtype) {
-  if (t.dtype() == dtype) return t;
-  Tensor out = cast(t, dtype);
-  if (is_floating(dtype)) {
-    if (auto n = record<CastBackward>(out, {&t})) n->in_dtype = t.dtype();
-  }
-  return out;
-}
-
-Tensor clone(const Tensor& t) {
-  Tensor out = empty(t.shape(), t.dtype(), t.device());
-  cpu::copy(out, t);
-  if (auto n = record<CastBackward>(out, {&t})) n->in_dtype = t.dtype();
-  return out;
-}
-
-Tensor contiguous(const Tensor& t) { return t.is_contiguous() ? t : clone(t); }
-
-Tensor arange(double start, double end, double step, DType dtype) {
+Tensor arange(double start, double end, double step, DType dtype, Device device) {
   if (step == 0) throw ValueError("arange: step must be nonzero");
   if (!std::isfinite(start) || !std::isfinite(end) || !std::isfinite(step))
     throw ValueError(str("arange: start, end and step must be finite, got ", start, ", ", end, ", ", step));
   if ((end - start) / step > 1e12) throw ValueError(str("arange: too many elements from ", start, " to ", end, " by ", step));
   const double count = std::ceil((end - start) / step);  // may be hugely negative: clamp first
   const int64_t n = count > 0 ? int64_t(count) : 0;
-  Tensor out = empty({n}, dtype);
-  dispatch_numeric(dtype, "arange", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = out.data<T>();
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(start + double(i) * step);
-  });
+  Tensor out = empty({n}, dtype, device);
+  arange_kernel()(device, out, start, step);
   return out;
 }
 
-Tensor randn(const Shape& shape, DType dtype) {
-  Tensor out = empty(shape, dtype);
-  const int64_t n = out.numel();
+Tensor randn(const Shape& shape, DType dtype, Device device) {
+  Tensor out = empty(shape, dtype, device);
   Generator& g = Generator::global();
-  const uint64_t seed = g.seed, base = g.reserve(uint64_t((n + 1) / 2));
-  dispatch_float(dtype, "randn", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = out.data<T>();
-    const int64_t pairs = (n + 1) / 2;
-    const int nt = threads_for(n);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t i = 0; i < pairs; ++i) {
-      auto w = philox(seed, base + uint64_t(i));
-      // Box-Muller on doubles: u1 in (0, 1] so the log is finite.
-      double u1 = 1.0 - uniform_from64(w[0], w[1]);
-      double u2 = uniform_from64(w[2], w[3]);
-      double r = std::sqrt(-2.0 * std::log(u1)), th = 6.283185307179586 * u2;
-      p[2 * i] = T(r * std::cos(th));
-      if (2 * i + 1 < n) p[2 * i + 1] = T(r * std::sin(th));
-    }
-  });
+  const uint64_t seed = g.seed, base = g.reserve(uint64_t((out.numel() + 1) / 2));
+  randn_kernel()(device, out, seed, base);
   return out;
 }
 
-Tensor rand(const Shape& shape, DType dtype) {
-  Tensor out = empty(shape, dtype);
-  const int64_t n = out.numel();
+Tensor rand(const Shape& shape, DType dtype, Device device) {
+  Tensor out = empty(shape, dtype, device);
   Generator& g = Generator::global();
-  const uint64_t seed = g.seed, base = g.reserve(uint64_t(n));
-  dispatch_float(dtype, "rand", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = out.data<T>();
-    const int nt = threads_for(n);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t i = 0; i < n; ++i) {
-      auto w = philox(seed, base + uint64_t(i));
-      p[i] = T(uniform_from64(w[0], w[1]));
-    }
-  });
+  const uint64_t seed = g.seed, base = g.reserve(uint64_t(out.numel()));
+  rand_kernel()(device, out, seed, base);
   return out;
 }
 
@@ -145,15 +75,8 @@ struct TrilBackward : Node {
 Tensor tril(const Tensor& t, int64_t diagonal) {
   if (t.dim() < 2) throw ValueError(str("tril: expected a tensor with at least 2 dims, got shape ", shape_str(t.shape())));
   Tensor out = clone(t.detach());
-  const int64_t R = t.size(-2), C = t.size(-1), batch = R * C == 0 ? 0 : out.numel() / (R * C);
-  diagonal = std::clamp<int64_t>(diagonal, -R - 1, C);  // beyond these every element is dropped or kept
-  dispatch_all(t.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = out.data<T>();
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t i = 0; i < R; ++i)
-        for (int64_t j = std::max<int64_t>(0, i + diagonal + 1); j < C; ++j) p[(b * R + i) * C + j] = T{};
-  });
+  diagonal = std::clamp<int64_t>(diagonal, -t.size(-2) - 1, t.size(-1));  // beyond these every element is dropped or kept
+  tril_kernel()(out.device(), out, diagonal);
   if (auto n = record<TrilBackward>(out, {&t})) n->diagonal = diagonal;
   return out;
 }
@@ -168,40 +91,15 @@ Tensor multinomial(const Tensor& probs, int64_t num_samples) {
   if (num_samples > V)
     throw ValueError(str("multinomial: cannot draw ", num_samples, " samples without replacement from ", V, " categories"));
   Tensor p = cast(contiguous_data(probs), DType::Float64);
-  const double* pp = p.data<double>();
-  for (int64_t r = 0; r < R; ++r) {
-    double s = 0;
-    for (int64_t j = 0; j < V; ++j) {
-      double v = pp[r * V + j];
-      if (!(v >= 0) || !std::isfinite(v))
-        throw ValueError(str("multinomial: probabilities must be finite and non-negative, got ", v, " in row ", r));
-      s += v;
-    }
-    if (!(s > 0)) throw ValueError(str("multinomial: row ", r, " of the probabilities sums to zero"));
-  }
   Shape oshape = probs.dim() == 2 ? Shape{R, num_samples} : Shape{num_samples};
-  Tensor out = empty(oshape, DType::Int64);
-  int64_t* po = out.data<int64_t>();
+  Tensor out = empty(oshape, DType::Int64, probs.device());
   Generator& g = Generator::global();
   const uint64_t seed = g.seed, base = g.reserve(uint64_t(R * num_samples));
-  std::vector<double> w(static_cast<size_t>(V));
-  for (int64_t r = 0; r < R; ++r) {
-    for (int64_t j = 0; j < V; ++j) w[j] = pp[r * V + j];
-    for (int64_t s = 0; s < num_samples; ++s) {  // without replacement: drawn categories drop out
-      double total = 0;
-      for (int64_t j = 0; j < V; ++j) total += w[j];
-      auto words = philox(seed, base + uint64_t(r * num_samples + s));
-      double u = uniform_from64(words[0], words[1]) * total, acc = 0;
-      int64_t pick = -1;
-      for (int64_t j = 0; j < V; ++j) {
-        if (w[j] <= 0) continue;
-        acc += w[j];
-        pick = j;
-        if (u < acc) break;
-      }
-      po[r * num_samples + s] = pick;
-      w[pick] = 0;
-    }
+  try {
+    multinomial_kernel()(out.device(), out, p, num_samples, seed, base);
+  } catch (...) {
+    g.offset = base;  // bad probabilities draw nothing: the generator is left as it was
+    throw;
   }
   return out;
 }

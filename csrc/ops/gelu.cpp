@@ -1,57 +1,13 @@
-// GELU, exact (erf) and tanh-approximated (GPT-2), with its VJP. Each element is independent.
-#include <cmath>
-#include "backends/cpu/vmath.h"
+// GELU, exact (erf) and tanh-approximated (GPT-2), with its VJP. Kernels: kernels/nn.h.
+#include "kernels/nn.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
 
+CGAD_DEFINE_KERNEL(gelu_forward_kernel, void(const Tensor&, const Tensor&, bool));
+CGAD_DEFINE_KERNEL(gelu_backward_kernel, void(const Tensor&, const Tensor&, const Tensor&, bool));
+
 namespace {
-
-constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
-constexpr double kInvSqrt2 = 0.7071067811865476;
-constexpr double kInvSqrt2Pi = 0.3989422804014327;  // 1 / sqrt(2 pi)
-constexpr double kCubic = 0.044715;
-
-template <typename T>
-void gelu_forward(const T* x, T* y, int64_t n, bool tanh_approx) {
-  const int64_t chunk = 4096, rows = (n + chunk - 1) / chunk;
-  parallel_rows(rows, n, [&](int64_t r) {
-    const int64_t e = std::min(n, (r + 1) * chunk);
-    if (tanh_approx) {
-#pragma omp simd
-      for (int64_t i = r * chunk; i < e; ++i) {
-        const T v = x[i];
-        const T u = T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v);
-        y[i] = T(0.5) * v * (T(1) + vm::tanh(u));
-      }
-    } else {
-      for (int64_t i = r * chunk; i < e; ++i) y[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * T(kInvSqrt2)));
-    }
-  });
-}
-
-template <typename T>
-void gelu_backward(const T* x, const T* g, T* dx, int64_t n, bool tanh_approx) {
-  const int64_t chunk = 4096, rows = (n + chunk - 1) / chunk;
-  parallel_rows(rows, n, [&](int64_t r) {
-    const int64_t e = std::min(n, (r + 1) * chunk);
-    if (tanh_approx) {
-#pragma omp simd
-      for (int64_t i = r * chunk; i < e; ++i) {
-        const T v = x[i];
-        const T u = T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v);
-        const T th = vm::tanh(u);
-        const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kCubic) * v * v);
-        dx[i] = g[i] * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du);
-      }
-    } else {
-      for (int64_t i = r * chunk; i < e; ++i) {
-        const T v = x[i];
-        dx[i] = g[i] * (T(0.5) * (T(1) + std::erf(v * T(kInvSqrt2))) + v * T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v));
-      }
-    }
-  });
-}
 
 struct GeluBackward : Node {
   Tensor x;  // the forward's input, contiguous
@@ -61,10 +17,7 @@ struct GeluBackward : Node {
   std::vector<Tensor> backward(const Tensor& g_in) override {
     Tensor g = contiguous_data(g_in);
     Tensor dx = empty(x.shape(), x.dtype(), x.device());
-    dispatch_float(x.dtype(), "gelu", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      gelu_backward<T>(x.data<T>(), g.data<T>(), dx.data<T>(), x.numel(), tanh_approx);
-    });
+    gelu_backward_kernel()(x.device(), dx, x, g, tanh_approx);
     return {dx};
   }
 };
@@ -72,14 +25,10 @@ struct GeluBackward : Node {
 }  // namespace
 
 Tensor gelu(const Tensor& x_in, bool tanh_approx) {
-  if (x_in.dtype() != DType::Float32 && x_in.dtype() != DType::Float64)
-    throw TypeError(str("gelu: expected a float32 or float64 tensor, got ", dtype_name(x_in.dtype())));
+  check_float_dtype(x_in.dtype(), "gelu", "the input");
   Tensor x = contiguous_data(x_in);
   Tensor y = empty(x.shape(), x.dtype(), x.device());
-  dispatch_float(x.dtype(), "gelu", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    gelu_forward<T>(x.data<T>(), y.data<T>(), x.numel(), tanh_approx);
-  });
+  gelu_forward_kernel()(x.device(), y, x, tanh_approx);
   if (auto n = record<GeluBackward>(y, {&x_in})) {
     n->x = x.detach();
     n->tanh_approx = tanh_approx;

@@ -1,35 +1,47 @@
 // matmul (1-D, 2-D and batched with broadcasting, like torch) and linear (x @ w^T + b, the
-// bias add fused into the GEMM), with their VJPs. Operands are passed to BLAS with a transpose
-// flag instead of being copied whenever their strides allow it.
-#include <cstring>
+// bias add fused into the GEMM), with their VJPs. Operands are passed to the GEMM kernel with a
+// transpose flag instead of being copied whenever their strides allow it. Kernels:
+// kernels/linalg.h (and column_sums_kernel of kernels/reduce.h for the bias grad).
+#include <algorithm>
+#include <utility>
 #include "autograd/node.h"
-#include "backends/cpu/gemm.h"
-#include "backends/cpu/loops.h"
-#include "backends/cpu/column_sums.h"
+#include "core/shape.h"
+#include "kernels/linalg.h"
+#include "kernels/reduce.h"
 #include "ops/ops.h"
 
 namespace cgad {
 
+CGAD_DEFINE_KERNEL(gemm_kernel, void(const Tensor&, const Tensor&, bool, const Tensor&, bool, double, double));
+CGAD_DEFINE_KERNEL(linear_kernel, void(const Tensor&, const Tensor&, const Tensor&, const Tensor&));
+
 namespace {
 
-// How a (rows, cols) matrix view is handed to BLAS: pointer, leading dim, transpose flag.
+// A matrix operand in the GEMM kernel's form (kernels/linalg.h): the stored matrix and whether
+// the product uses its transpose.
 struct MatArg {
-  Tensor keep;  // owns a contiguous copy when one was needed
+  Tensor mat;  // a view of the operand, or a contiguous copy when its strides fit neither form
   bool trans = false;
-  int64_t ld = 0;
 };
 
-// m is a view whose last two dims are (R, C); its batch dims are handled by the caller.
+// m is a view whose last two dims are (R, C); its batch dims keep their strides.
 MatArg mat_arg(const Tensor& m) {
+  const size_t nd = size_t(m.dim());
   const int64_t R = m.size(-2), C = m.size(-1);
-  const int64_t sr = m.strides()[size_t(m.dim() - 2)], sc = m.strides()[size_t(m.dim() - 1)];
-  MatArg a;
-  a.keep = m;
-  if ((sc == 1 || C == 1) && sr >= std::max<int64_t>(C, 1)) { a.ld = sr; return a; }
-  if ((sr == 1 || R == 1) && sc >= std::max<int64_t>(R, 1)) { a.trans = true; a.ld = sc; return a; }
-  a.keep = contiguous_data(m);
-  a.ld = std::max<int64_t>(C, 1);
-  return a;
+  const int64_t sr = m.strides()[nd - 2], sc = m.strides()[nd - 1];
+  if ((sc == 1 || C == 1) && sr >= std::max<int64_t>(C, 1)) return {m, false};
+  if ((sr == 1 || R == 1) && sc >= std::max<int64_t>(R, 1)) {  // column-major: its transpose is row-major
+    Shape shape = m.shape(), strides = m.strides();
+    std::swap(shape[nd - 2], shape[nd - 1]);
+    std::swap(strides[nd - 2], strides[nd - 1]);
+    return {make_view(m, shape, strides, m.impl()->offset), true};
+  }
+  // A contiguous copy, its row stride set to max(C, 1): is_contiguous ignores the strides of
+  // size-1 dims, so an expanded (1, 1) matrix comes back with row stride 0, which BLAS rejects.
+  Tensor c = contiguous_data(m);
+  Shape strides = c.strides();
+  strides[nd - 2] = std::max<int64_t>(C, 1);
+  return {make_view(c, c.shape(), strides, c.impl()->offset), false};
 }
 
 void check_matmul(const Tensor& a, const Tensor& b, const char* op) {
@@ -46,7 +58,7 @@ Tensor matmul_nd_forward(const Tensor& a_in, const Tensor& b_in) {
   if (K != K2)
     throw ValueError(str("matmul: shapes ", shape_str(a_in.shape()), " and ", shape_str(b_in.shape()), " cannot be multiplied (", K, " != ", K2, ")"));
   Shape ab(a_in.shape().begin(), a_in.shape().end() - 2), bb(b_in.shape().begin(), b_in.shape().end() - 2);
-  Shape batch = cpu::broadcast_shapes(ab, bb, "matmul");
+  Shape batch = broadcast_shapes(ab, bb, "matmul");
   Shape oshape = batch;
   oshape.push_back(M);
   oshape.push_back(N);
@@ -57,40 +69,20 @@ Tensor matmul_nd_forward(const Tensor& a_in, const Tensor& b_in) {
     Tensor a_flat = make_view(a2, {a2.numel() / std::max<int64_t>(K, 1), K}, {K, 1}, a2.impl()->offset);
     if (K == 0) a_flat = make_view(a2, {out.numel() / std::max<int64_t>(N, 1), 0}, {0, 1}, 0);
     MatArg A = mat_arg(a_flat), B = mat_arg(b_in);
-    dispatch_float(out.dtype(), "matmul", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      cpu::gemm<T>(A.trans, B.trans, a_flat.size(0), N, K, T(1), A.keep.data<T>(), A.ld, B.keep.data<T>(), B.ld, T(0),
-                   out.data<T>(), N);
-    });
+    Tensor c = make_view(out, {a_flat.size(0), N}, {N, 1}, 0);
+    gemm_kernel()(out.device(), c, A.mat, A.trans, B.mat, B.trans, 1.0, 0.0);
     return out;
   }
   Shape a_full = batch, b_full = batch;
   a_full.push_back(M); a_full.push_back(K);
   b_full.push_back(K); b_full.push_back(N);
-  Shape ast = cpu::broadcast_strides(a_in, a_full), bst = cpu::broadcast_strides(b_in, b_full);
+  Shape ast = broadcast_strides(a_in, a_full), bst = broadcast_strides(b_in, b_full);
   // Keep the matrix strides (broadcast_strides zeroes size-1 dims).
   ast[ast.size() - 2] = a_in.strides()[size_t(a_in.dim() - 2)]; ast.back() = a_in.strides().back();
   bst[bst.size() - 2] = b_in.strides()[size_t(b_in.dim() - 2)]; bst.back() = b_in.strides().back();
   Tensor av = make_view(a_in, a_full, ast, a_in.impl()->offset), bv = make_view(b_in, b_full, bst, b_in.impl()->offset);
   MatArg A = mat_arg(av), B = mat_arg(bv);
-  const int64_t nb = numel_of(batch);
-  Shape idx(batch.size(), 0);
-  dispatch_float(out.dtype(), "matmul", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    for (int64_t i = 0; i < nb; ++i) {
-      int64_t oa = 0, ob = 0;
-      for (size_t d = 0; d < batch.size(); ++d) {
-        oa += idx[d] * A.keep.strides()[d];
-        ob += idx[d] * B.keep.strides()[d];
-      }
-      cpu::gemm<T>(A.trans, B.trans, M, N, K, T(1), A.keep.data<T>() + oa, A.ld, B.keep.data<T>() + ob, B.ld, T(0),
-                   out.data<T>() + i * M * N, N);
-      for (int64_t d = int64_t(batch.size()) - 1; d >= 0; --d) {
-        if (++idx[d] < batch[d]) break;
-        idx[d] = 0;
-      }
-    }
-  });
+  gemm_kernel()(out.device(), out, A.mat, A.trans, B.mat, B.trans, 1.0, 0.0);
   return out;
 }
 
@@ -135,23 +127,20 @@ struct LinearBackward : Node {
     const int64_t out_f = w.size(0), in_f = w.size(1);
     Tensor g = contiguous_data(g_in);
     const int64_t rows = numel_of(Shape(g.shape().begin(), g.shape().end() - 1));
+    Tensor g2 = make_view(g, {rows, out_f}, {out_f, 1}, g.impl()->offset);
     Tensor gx, gw, gb;
-    dispatch_float(w.dtype(), "linear backward", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      if (needs_grad(0)) {  // gx (rows, in) = g (rows, out) @ w (out, in)
-        Shape xs = input_shapes[0];
-        gx = empty(xs, w.dtype(), w.device());
-        cpu::gemm<T>(false, false, rows, in_f, out_f, T(1), g.data<T>(), out_f, w.data<T>(), in_f, T(0), gx.data<T>(), in_f);
-      }
-      if (needs_grad(1)) {  // gw (out, in) = g^T (out, rows) @ x (rows, in)
-        gw = empty({out_f, in_f}, w.dtype(), w.device());
-        cpu::gemm<T>(true, false, out_f, in_f, rows, T(1), g.data<T>(), out_f, x.data<T>(), in_f, T(0), gw.data<T>(), in_f);
-      }
-      if (needs_grad(2)) {  // gb (out) = column sums of g, accumulated in row order
-        gb = empty({out_f}, w.dtype(), w.device());
-        cpu::column_sums(g.data<T>(), gb.data<T>(), rows, out_f);
-      }
-    });
+    if (needs_grad(0)) {  // gx (rows, in) = g (rows, out) @ w (out, in)
+      gx = empty(input_shapes[0], w.dtype(), w.device());
+      gemm_kernel()(w.device(), make_view(gx, {rows, in_f}, {in_f, 1}, 0), g2, false, w, false, 1.0, 0.0);
+    }
+    if (needs_grad(1)) {  // gw (out, in) = g^T (out, rows) @ x (rows, in)
+      gw = empty({out_f, in_f}, w.dtype(), w.device());
+      gemm_kernel()(w.device(), gw, g2, true, x, false, 1.0, 0.0);
+    }
+    if (needs_grad(2)) {  // gb (out) = column sums of g, accumulated in row order
+      gb = empty({out_f}, w.dtype(), w.device());
+      column_sums_kernel()(w.device(), gb, g, rows, out_f);
+    }
     return {gx, gw, gb};
   }
 };
@@ -188,21 +177,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   oshape.back() = out_f;
   Tensor out = empty(oshape, x.dtype(), x.device());
   const int64_t rows = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));
-  dispatch_float(x.dtype(), "linear", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* po = out.data<T>();
-    T beta = T(0);
-    if (b.defined()) {  // the bias rows seed C, and the GEMM adds into them (beta = 1)
-      Tensor bc = contiguous_data(b);
-      const T* pb = bc.data<T>();
-      for (int64_t r = 0; r < rows; ++r) std::memcpy(po + r * out_f, pb, size_t(out_f) * sizeof(T));
-      beta = T(1);
-    }
-    cpu::gemm<T>(false, true, rows, out_f, in_f, T(1), xc.data<T>(), in_f, wc.data<T>(), in_f, beta, po, out_f);
-  });
+  Tensor x2 = make_view(xc, {rows, in_f}, {in_f, 1}, xc.impl()->offset);
+  linear_kernel()(x.device(), make_view(out, {rows, out_f}, {out_f, 1}, 0), x2, wc,
+                  b.defined() ? contiguous_data(b) : Tensor());
   if (auto n = record<LinearBackward>(out, {&x, &w, &b})) {
     n->w = wc;
-    n->x = xc;
+    n->x = x2;
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 #include "core/tensor.h"
+#include "kernels/op_kinds.h"
 
 namespace cgad {
 
@@ -20,13 +21,24 @@ DType result_type(const Tensor& a, const Tensor& b);
 DType result_type(const Tensor& a, const Scalar& s);
 Tensor scalar_tensor(const Scalar& s, DType dtype, Device device);
 
-// --- creation and conversion (creation.cpp)
+// --- filling, copies and conversion (copy.cpp): on the given device or the input's
+Tensor zeros(const Shape& shape, DType dtype, Device device);
+Tensor full(const Shape& shape, double value, DType dtype, Device device);
+Tensor zeros_like(const Tensor& t);
+void fill_(const Tensor& t, double value);       // in place, no autograd
+void copy_(const Tensor& dst, const Tensor& src);  // in place, no autograd; src broadcast to dst
+Tensor to_device(const Tensor& t, Device device);  // differentiable; t itself when already there
+// Moves a leaf's data (and grad) to `device` in place, so every handle to it (tied parameters,
+// an optimizer's references) sees the move: Module.to.
+void move_to_device_(const Tensor& t, Device device);
 Tensor to_dtype(const Tensor& t, DType dtype);  // differentiable between float dtypes
 Tensor clone(const Tensor& t);                  // contiguous copy, differentiable
 Tensor contiguous(const Tensor& t);             // t itself when already contiguous
-Tensor arange(double start, double end, double step, DType dtype);
-Tensor randn(const Shape& shape, DType dtype);
-Tensor rand(const Shape& shape, DType dtype);
+
+// --- creation (creation.cpp)
+Tensor arange(double start, double end, double step, DType dtype, Device device);
+Tensor randn(const Shape& shape, DType dtype, Device device);
+Tensor rand(const Shape& shape, DType dtype, Device device);
 Tensor tril(const Tensor& t, int64_t diagonal);
 Tensor multinomial(const Tensor& probs, int64_t num_samples);
 
@@ -45,7 +57,6 @@ Tensor log(const Tensor& a);
 Tensor tanh(const Tensor& a);
 Tensor sqrt(const Tensor& a);
 Tensor rsqrt(const Tensor& a);
-enum class CompareOp { EQ, NE, LT, LE, GT, GE };
 Tensor compare(const Tensor& a, const Tensor& b, CompareOp op);  // bool, no grad
 Tensor masked_fill(const Tensor& t, const Tensor& mask, double value);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
@@ -95,5 +106,6 @@ namespace cgad {
 // Data-level helpers for kernels and VJPs: no autograd recorded.
 Tensor cast(const Tensor& t, DType dtype);        // t itself when the dtype already matches
 Tensor contiguous_data(const Tensor& t);          // t itself when contiguous, else a copy
+// RuntimeError naming the op and both devices unless a and b are on one device.
 void check_same_device(const Tensor& a, const Tensor& b, const char* op);
 }  // namespace cgad

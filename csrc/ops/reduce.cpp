@@ -2,14 +2,18 @@
 // data made contiguous, so every reduction walks rows of a (rows, cols) matrix in a fixed order.
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include "autograd/node.h"
-#include "backends/cpu/column_sums.h"
-#include "backends/cpu/fill.h"
-#include "backends/cpu/parallel.h"
+#include "kernels/elementwise.h"
+#include "kernels/reduce.h"
 #include "ops/ops.h"
 
 namespace cgad {
+
+CGAD_DEFINE_KERNEL(sum_rows_kernel, void(const Tensor&, const Tensor&, int64_t, int64_t));
+CGAD_DEFINE_KERNEL(column_sums_kernel, void(const Tensor&, const Tensor&, int64_t, int64_t));
+CGAD_DEFINE_KERNEL(max_rows_kernel, void(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t));
+CGAD_DEFINE_KERNEL(max_backward_kernel, void(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t));
+CGAD_DEFINE_KERNEL(topk_rows_kernel, void(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t));
 
 namespace {
 
@@ -57,46 +61,13 @@ Plan plan_reduce(const Tensor& t, std::vector<int64_t> dims, bool keepdim, const
   return p;
 }
 
-// Sums each row in Acc precision. One row splits across threads only when rows are few, with
-// fixed chunk bounds and an ordered final add, so the result depends only on the thread count.
-template <typename T, typename Acc>
-void sum_rows(const T* x, int64_t nrows, int64_t ncols, T* out) {
-  const int nt = threads_for(nrows * ncols);
-  if (nrows >= nt) {
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t r = 0; r < nrows; ++r) {
-      Acc s = 0;
-      const T* row = x + r * ncols;
-#pragma omp simd reduction(+ : s)
-      for (int64_t c = 0; c < ncols; ++c) s += Acc(row[c]);
-      out[r] = T(s);
-    }
-    return;
-  }
-  for (int64_t r = 0; r < nrows; ++r) {
-    std::vector<Acc> part(size_t(nt), Acc(0));
-    const T* row = x + r * ncols;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int c = 0; c < nt; ++c) {
-      Acc s = 0;
-      const int64_t b = ncols * c / nt, e = ncols * (c + 1) / nt;
-#pragma omp simd reduction(+ : s)
-      for (int64_t i = b; i < e; ++i) s += Acc(row[i]);
-      part[c] = s;
-    }
-    Acc s = 0;
-    for (Acc v : part) s += v;
-    out[r] = T(s);
-  }
-}
-
 struct SumBackward : Node {
   Shape keep_shape;
   double scale = 1.0;  // 1/count for mean
   const char* name() const override { return scale == 1.0 ? "SumBackward" : "MeanBackward"; }
   std::vector<Tensor> backward(const Tensor& g) override {
     Tensor gg = reshape(g, keep_shape);
-    if (scale != 1.0) gg = mul(gg, full({}, scale, g.dtype()));
+    if (scale != 1.0) gg = mul(gg, full({}, scale, g.dtype(), g.device()));
     return {expand(gg, input_shapes[0])};
   }
 };
@@ -112,16 +83,11 @@ Tensor sum_impl(const Tensor& t, std::vector<int64_t> dims, bool keepdim, bool i
   const bool leading = p.leading;
   Tensor out = empty(p.out_shape, odt, t.device());
   Tensor src = leading ? t : cast(p.rows, odt);
-  dispatch_numeric(odt, op, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    // integer sums wrap around on overflow, as torch's do (unsigned: defined behaviour)
-    using Acc = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
-    if (leading) cpu::column_sums<T, Acc>(src.data<T>(), out.data<T>(), p.ncols, p.nrows);
-    else sum_rows<T, Acc>(src.data<T>(), p.nrows, p.ncols, out.data<T>());
-  });
+  if (leading) column_sums_kernel()(out.device(), out, src, p.ncols, p.nrows);
+  else sum_rows_kernel()(out.device(), out, src, p.nrows, p.ncols);
   const double scale = is_mean ? 1.0 / double(p.ncols) : 1.0;
   if (is_mean) {
-    if (p.ncols == 0) cpu::fill(out, NAN);
+    if (p.ncols == 0) fill_kernel()(out.device(), out, NAN);
     else mul_scalar_(out, scale);
   }
   if (auto n = record<SumBackward>(out, {&t})) {
@@ -129,15 +95,6 @@ Tensor sum_impl(const Tensor& t, std::vector<int64_t> dims, bool keepdim, bool i
     n->scale = scale;
   }
   return out;
-}
-
-template <typename T>
-bool greater(T a, T b) {  // NaN counts as the largest, so max propagates it like torch
-  if constexpr (std::is_floating_point_v<T>) {
-    if (std::isnan(a)) return !std::isnan(b);
-    if (std::isnan(b)) return false;
-  }
-  return a > b;
 }
 
 // Per row: the max value and its first index.
@@ -148,20 +105,7 @@ void max_rows(const Plan& p, Tensor& values, Tensor& indices, const char* op) {
   src = cast(src, dt);
   values = empty({p.nrows}, dt, src.device());
   indices = empty({p.nrows}, DType::Int64, src.device());
-  dispatch_numeric(dt, op, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* x = src.data<T>();
-    T* v = values.data<T>();
-    int64_t* ix = indices.data<int64_t>();
-    for (int64_t r = 0; r < p.nrows; ++r) {
-      const T* row = x + r * p.ncols;
-      int64_t best = 0;
-      for (int64_t c = 1; c < p.ncols; ++c)
-        if (greater(row[c], row[best])) best = c;
-      v[r] = row[best];
-      ix[r] = best;
-    }
-  });
+  max_rows_kernel()(src.device(), values, indices, src, p.nrows, p.ncols);
 }
 
 struct MaxAllBackward : Node {
@@ -190,14 +134,7 @@ struct MaxDimBackward : Node {
     for (int64_t i = 0; i < dim; ++i) outer *= s[i];
     for (size_t i = size_t(dim) + 1; i < s.size(); ++i) inner *= s[i];
     const int64_t n = s.empty() ? 1 : s[dim];
-    const int64_t* ix = indices.data<int64_t>();
-    dispatch_float(dtype, "max backward", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      const T* pg = g.data<T>();
-      T* po = gi.data<T>();
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t i = 0; i < inner; ++i) po[(o * n + ix[o * inner + i]) * inner + i] = pg[o * inner + i];
-    });
+    max_backward_kernel()(gi.device(), gi, g, indices, outer, n, inner);
     return {gi};
   }
 };
@@ -266,21 +203,7 @@ std::pair<Tensor, Tensor> topk(const Tensor& t, int64_t k, int64_t dim) {
   DType dt = t.dtype() == DType::BFloat16 ? DType::Float32 : t.dtype();
   Tensor src = cast(p.rows, dt);
   Tensor vals = empty({p.nrows, k}, dt, t.device()), idx = empty({p.nrows, k}, DType::Int64, t.device());
-  dispatch_numeric(dt, "topk", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* x = src.data<T>();
-    T* pv = vals.data<T>();
-    int64_t* pi = idx.data<int64_t>();
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    for (int64_t r = 0; r < p.nrows; ++r) {
-      const T* row = x + r * n;
-      std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
-        return greater(row[a], row[b]) || (!greater(row[b], row[a]) && a < b);
-      });
-      for (int64_t j = 0; j < k; ++j) { pv[r * k + j] = row[order[j]]; pi[r * k + j] = order[j]; }
-    }
-  });
+  topk_rows_kernel()(t.device(), vals, idx, src, p.nrows, n, k);
   // (rows, k) with the topk dim last; move it back to `d`.
   Shape shape = p.keep_shape;
   if (t.dim() > 0) shape[d] = k;

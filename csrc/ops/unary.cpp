@@ -1,63 +1,23 @@
 // neg, abs, exp, log, tanh, sqrt, rsqrt and their VJPs. Integer inputs of the transcendental
 // ops compute in float32, as torch does.
-#include <cmath>
-#include <type_traits>
 #include "autograd/node.h"
+#include "kernels/elementwise.h"
 #include "ops/elementwise.h"
 
 namespace cgad {
 
+CGAD_DEFINE_KERNEL(unary_kernel, void(const Tensor&, const Tensor&, UnOp));
+
 namespace {
 
-enum class UnOp { Neg, Abs, Exp, Log, Tanh, Sqrt, Rsqrt };
-
-const char* un_name(UnOp op) {
-  switch (op) {
-    case UnOp::Neg: return "neg";
-    case UnOp::Abs: return "abs";
-    case UnOp::Exp: return "exp";
-    case UnOp::Log: return "log";
-    case UnOp::Tanh: return "tanh";
-    case UnOp::Sqrt: return "sqrt";
-    case UnOp::Rsqrt: return "rsqrt";
-  }
-  return "?";
-}
-
 Tensor unary_forward(const Tensor& a, UnOp op) {
-  const char* name = un_name(op);
   const bool keeps_dtype = op == UnOp::Neg || op == UnOp::Abs;
   DType dt = a.dtype();
   if (!keeps_dtype && !is_floating(dt)) dt = DType::Float32;
-  if (dt == DType::Bool) throw TypeError(str(name, ": not supported for bool tensors"));
-  return dispatch_numeric(dt, name, [&](auto tag) -> Tensor {
-    using T = typename decltype(tag)::type;
-    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-      // -INT_MIN wraps to INT_MIN, as in torch; signed negation would be undefined behaviour
-      using U = std::make_unsigned_t<T>;
-      switch (op) {
-        case UnOp::Neg: return unary_map<T, T>(a, dt, dt, [](T x) { return T(U(0) - U(x)); });
-        case UnOp::Abs: return unary_map<T, T>(a, dt, dt, [](T x) { return x < T(0) ? T(U(0) - U(x)) : x; });
-        default: break;
-      }
-    }
-    switch (op) {
-      case UnOp::Neg: return unary_map<T, T>(a, dt, dt, [](T x) { return T(-x); });
-      case UnOp::Abs: return unary_map<T, T>(a, dt, dt, [](T x) { return x < T(0) ? T(-x) : x; });
-      default: break;
-    }
-    if constexpr (std::is_floating_point_v<T>) {
-      switch (op) {
-        case UnOp::Exp: return unary_map<T, T>(a, dt, dt, [](T x) { return std::exp(x); });
-        case UnOp::Log: return unary_map<T, T>(a, dt, dt, [](T x) { return std::log(x); });
-        case UnOp::Tanh: return unary_map<T, T>(a, dt, dt, [](T x) { return std::tanh(x); });
-        case UnOp::Sqrt: return unary_map<T, T>(a, dt, dt, [](T x) { return std::sqrt(x); });
-        case UnOp::Rsqrt: return unary_map<T, T>(a, dt, dt, [](T x) { return T(1) / std::sqrt(x); });
-        default: break;
-      }
-    }
-    throw TypeError(str(name, ": unsupported dtype ", dtype_name(dt)));
-  });
+  if (dt == DType::Bool) throw TypeError(str(op_name(op), ": not supported for bool tensors"));
+  Tensor out = empty(a.shape(), dt, a.device());
+  unary_kernel()(out.device(), out, cast(a, dt), op);
+  return out;
 }
 
 struct UnaryBackward : Node {
@@ -81,7 +41,7 @@ struct UnaryBackward : Node {
     return had;
   }
   std::vector<Tensor> backward(const Tensor& g) override {
-    auto c = [&](double v) { return full({}, v, g.dtype()); };
+    auto c = [&](double v) { return full({}, v, g.dtype(), g.device()); };
     switch (op) {
       case UnOp::Neg: return {neg(g)};
       case UnOp::Abs: {  // sign(a), with 0 at 0 as torch

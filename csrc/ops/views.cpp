@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <numeric>
 #include "autograd/node.h"
-#include "backends/cpu/fill.h"
+#include "kernels/elementwise.h"
 #include "ops/ops.h"
 
 namespace cgad {
@@ -35,7 +35,7 @@ struct SubviewBackward : Node {
   const char* name() const override { return "SliceBackward"; }
   std::vector<Tensor> backward(const Tensor& g) override {
     Tensor gi = zeros(input_shapes[0], dtype, g.device());
-    cpu::copy(make_view(gi, g.shape(), strides, offset), g);
+    copy_kernel()(gi.device(), make_view(gi, g.shape(), strides, offset), g);
     return {gi};
   }
   bool adds_into_input() const override { return true; }
@@ -306,7 +306,7 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
   int64_t start = 0;
   for (const Tensor& t : ts) {
     Shape st = out.strides();
-    cpu::copy(make_view(out, t.shape(), st, start * st[d]), t);
+    copy_kernel()(out.device(), make_view(out, t.shape(), st, start * st[d]), t);
     start += t.shape()[d];
   }
   if (GradMode::is_enabled()) {

@@ -1,14 +1,13 @@
-// Adam/AdamW: the update follows torch.optim.Adam's single-tensor path operation by operation
-// (lerp for exp_avg, mul + addcmul for exp_avg_sq, sqrt / bias_correction2_sqrt + eps, addcdiv),
-// each rounded to the parameter's dtype, so trajectories match torch's to rounding.
+// Adam/AdamW: hyperparameters, per-parameter state and the step's bookkeeping. The update itself
+// is one multi-tensor kernel per parameter group (kernels/optim.h), on the parameters' device.
 #include "optim/adam.h"
-#include <cmath>
-#include <type_traits>
-#include "backends/cpu/parallel.h"
 #include "core/error.h"
+#include "kernels/optim.h"
 #include "ops/ops.h"
 
 namespace cgad {
+
+CGAD_DEFINE_KERNEL(adam_kernel, void(const std::vector<AdamSlot>&, const AdamHyper&));
 
 namespace {
 
@@ -20,54 +19,6 @@ void check_hyper(double lr, double beta1, double beta2, double eps, double wd) {
   if (!(wd >= 0)) throw ValueError(str("Adam: invalid weight_decay ", wd));
 }
 
-// One chunk of the update. The weight-decay mode is a template parameter so the loop has no
-// branches and vectorizes; every element goes through the same operations as torch's.
-enum class Decay { None, Decoupled, L2 };
-
-template <typename T, Decay D>
-void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, int64_t n, T w1,
-                T beta2, T one_m_b2, T step_size, T bc2_sqrt, T eps, T decay, T wd) {
-  const bool lerp_low = w1 < T(0.5);
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    T gi = g[i];
-    T pi = p[i];
-    if constexpr (D == Decay::Decoupled) pi = pi * decay;
-    if constexpr (D == Decay::L2) gi = gi + pi * wd;
-    // torch's lerp: start + w * (end - start) for w < 0.5, else end - (end - start) * (1 - w)
-    const T mi = lerp_low ? m[i] + w1 * (gi - m[i]) : gi - (gi - m[i]) * (T(1) - w1);
-    T vi = v[i] * beta2;
-    vi = vi + one_m_b2 * gi * gi;
-    const T denom = std::sqrt(vi) / bc2_sqrt + eps;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = pi + (-step_size) * mi / denom;
-  }
-}
-
-template <typename T>
-void adam_kernel(T* p, const T* g, T* m, T* v, int64_t n, const AdamGroup& hp, int64_t step, bool decoupled) {
-  const T lr = T(hp.lr), wd = T(hp.weight_decay), eps = T(hp.eps);
-  const T w1 = T(1 - hp.beta1), beta2 = T(hp.beta2), one_m_b2 = T(1 - hp.beta2);
-  const double bc1 = 1 - std::pow(hp.beta1, double(step)), bc2 = 1 - std::pow(hp.beta2, double(step));
-  const T step_size = T(hp.lr / bc1), bc2_sqrt = T(std::sqrt(bc2));
-  const T decay = T(1) - lr * wd;
-  const Decay mode = hp.weight_decay == 0 ? Decay::None : decoupled ? Decay::Decoupled : Decay::L2;
-  const int64_t chunk = 1 << 14, chunks = (n + chunk - 1) / chunk;
-  const int nt = threads_for(n);
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t b = c * chunk, len = std::min(n, b + chunk) - b;
-    auto run = [&](auto mode_tag) {
-      adam_chunk<T, decltype(mode_tag)::value>(p + b, g + b, m + b, v + b, len, w1, beta2, one_m_b2, step_size,
-                                               bc2_sqrt, eps, decay, wd);
-    };
-    if (mode == Decay::None) run(std::integral_constant<Decay, Decay::None>{});
-    else if (mode == Decay::Decoupled) run(std::integral_constant<Decay, Decay::Decoupled>{});
-    else run(std::integral_constant<Decay, Decay::L2>{});
-  }
-}
-
 }  // namespace
 
 void Adam::add_group(const std::vector<Tensor>& params, double lr, double beta1, double beta2, double eps,
@@ -75,8 +26,7 @@ void Adam::add_group(const std::vector<Tensor>& params, double lr, double beta1,
   check_hyper(lr, beta1, beta2, eps, weight_decay);
   for (const Tensor& p : params) {
     if (!p.defined()) throw TypeError("Adam: a parameter is None");
-    if (p.dtype() != DType::Float32 && p.dtype() != DType::Float64)
-      throw TypeError(str("Adam: parameters must be float32 or float64, got ", dtype_name(p.dtype())));
+    check_float_dtype(p.dtype(), "Adam", "parameters");
     if (!p.is_leaf()) throw ValueError("Adam: can't optimize a non-leaf tensor");
     if (!p.is_contiguous()) throw ValueError(str("Adam: parameters must be contiguous, got shape ", shape_str(p.shape())));
   }
@@ -103,6 +53,9 @@ const AdamGroup& Adam::group(size_t i) const {
 void Adam::step() {
   size_t idx = 0;
   for (const AdamGroup& grp : groups_) {
+    // Checked and prepared for the whole group first, so a bad grad changes nothing.
+    std::vector<AdamSlot> slots;
+    std::vector<AdamState*> stepped;
     for (const Tensor& p : grp.params) {
       AdamState& st = states_[idx++];
       Tensor g = p.grad();
@@ -110,18 +63,19 @@ void Adam::step() {
       if (g.shape() != p.shape() || g.dtype() != p.dtype())
         throw ValueError(str("Adam: grad of shape ", shape_str(g.shape()), " ", dtype_name(g.dtype()), " does not match its parameter ",
                              shape_str(p.shape()), " ", dtype_name(p.dtype())));
-      if (!st.exp_avg.defined()) {
-        st.exp_avg = zeros(p.shape(), p.dtype());
-        st.exp_avg_sq = zeros(p.shape(), p.dtype());
+      check_same_device(p, g, "Adam");
+      if (!slots.empty()) check_same_device(slots.front().param, p, "Adam");
+      if (!st.exp_avg.defined()) {  // the moments live beside the parameter, in float32 (float64 for float64)
+        st.exp_avg = zeros(p.shape(), stats_dtype(p.dtype()), p.device());
+        st.exp_avg_sq = zeros(p.shape(), stats_dtype(p.dtype()), p.device());
       }
-      st.step += 1;
-      Tensor gc = contiguous_data(g);
-      dispatch_float(p.dtype(), "Adam", [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        adam_kernel<T>(p.data<T>(), gc.data<T>(), st.exp_avg.data<T>(), st.exp_avg_sq.data<T>(), p.numel(), grp, st.step,
-                       decoupled_);
-      });
+      slots.push_back({p, contiguous_data(g), st.exp_avg, st.exp_avg_sq, st.step + 1});
+      stepped.push_back(&st);
     }
+    if (slots.empty()) continue;
+    const AdamHyper hp{grp.lr, grp.beta1, grp.beta2, grp.eps, grp.weight_decay, decoupled_};
+    adam_kernel()(slots.front().param.device(), slots, hp);
+    for (AdamState* st : stepped) st->step += 1;
   }
 }
 
@@ -153,8 +107,10 @@ void Adam::set_state(size_t i, int64_t step, const Tensor& exp_avg, const Tensor
       throw ValueError(str("Adam.load_state_dict: state of parameter ", i, " has shape ", shape_str(t->shape()),
                            ", expected ", shape_str(p->shape())));
   if (step < 0) throw ValueError(str("Adam.load_state_dict: negative step ", step, " for parameter ", i));
-  states_[i] = {step, contiguous_data(clone(cast(exp_avg, p->dtype()))).detach(),
-                contiguous_data(clone(cast(exp_avg_sq, p->dtype()))).detach()};
+  // copies on the parameter's device, whatever device the loaded state came from
+  const DType sd = stats_dtype(p->dtype());
+  states_[i] = {step, contiguous_data(clone(cast(to_device(exp_avg.detach(), p->device()), sd))).detach(),
+                contiguous_data(clone(cast(to_device(exp_avg_sq.detach(), p->device()), sd))).detach()};
 }
 
 }  // namespace cgad

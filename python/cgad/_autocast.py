@@ -19,7 +19,11 @@ class autocast:
     def __enter__(self):
         if self.enabled and (self.device_type != "cuda" or not _C.cuda_is_available()):
             raise RuntimeError(f"autocast({self.device_type!r}): mixed precision needs a CUDA build and a GPU")
+        # the engine keeps the state per thread beside grad mode; the region restores it on exit
+        self._prev = _C.get_autocast(self.device_type)
+        _C.set_autocast(self.device_type, self.enabled, self.dtype or _C.dtype.bfloat16)
         return self
 
     def __exit__(self, *exc):
+        _C.set_autocast(self.device_type, *self._prev)
         return False

@@ -42,9 +42,7 @@ def _as_array(data, dtype):
 def _finish(t, dtype, device, requires_grad):
     if dtype is not None:
         t = _C.to_dtype(t, dtype)
-    dev = _C.device_of(device)
-    if dev.type != "cpu":
-        t = t.to(dev)
+    t = t.to(_C.device_of(device))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -85,12 +83,12 @@ def _created(t, device, requires_grad):
 
 def empty(*size, dtype=None, device="cpu", requires_grad=False):
     """An uninitialized tensor of the given size."""
-    return _created(_C.empty(_shape(size, "empty"), dtype or _C.dtype.float32, "cpu"), device, requires_grad)
+    return _created(_C.empty(_shape(size, "empty"), dtype or _C.dtype.float32, device), device, requires_grad)
 
 
 def zeros(*size, dtype=None, device="cpu", requires_grad=False):
     """A tensor of zeros."""
-    return _created(_C.zeros(_shape(size, "zeros"), dtype or _C.dtype.float32, "cpu"), device, requires_grad)
+    return _created(_C.zeros(_shape(size, "zeros"), dtype or _C.dtype.float32, device), device, requires_grad)
 
 
 def ones(*size, dtype=None, device="cpu", requires_grad=False):
@@ -106,7 +104,7 @@ def full(size, fill_value, dtype=None, device="cpu", requires_grad=False):
         dtype = (_C.dtype.bool if isinstance(fill_value, builtins.bool)
                  else _C.dtype.int64 if isinstance(fill_value, numbers.Integral) else _C.dtype.float32)
     _check_fits(fill_value, _C.dtype_of(dtype), "full")
-    return _created(_C.full(_shape((size,), "full"), float(fill_value), dtype, "cpu"), device, requires_grad)
+    return _created(_C.full(_shape((size,), "full"), float(fill_value), dtype, device), device, requires_grad)
 
 
 _INT_RANGE = {_C.dtype.int32: (-2**31, 2**31), _C.dtype.int64: (-2**63, 2**63)}
@@ -132,12 +130,12 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 def randn(*size, dtype=None, device="cpu", requires_grad=False):
     """Standard normal samples from cgad's generator (cgad.manual_seed reproduces them)."""
-    return _created(_C.randn(_shape(size, "randn"), dtype or _C.dtype.float32), device, requires_grad)
+    return _created(_C.randn(_shape(size, "randn"), dtype or _C.dtype.float32, device), device, requires_grad)
 
 
 def rand(*size, dtype=None, device="cpu", requires_grad=False):
     """Uniform samples in [0, 1) from cgad's generator."""
-    return _created(_C.rand(_shape(size, "rand"), dtype or _C.dtype.float32), device, requires_grad)
+    return _created(_C.rand(_shape(size, "rand"), dtype or _C.dtype.float32, device), device, requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device="cpu"):
@@ -150,7 +148,7 @@ def arange(start, end=None, step=1, dtype=None, device="cpu"):
     if dtype is None:
         ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = _C.dtype.int64 if ints else _C.dtype.float32
-    return _created(_C.arange(float(start), float(end), float(step), dtype), device, False)
+    return _created(_C.arange(float(start), float(end), float(step), dtype, device), device, False)
 
 
 def _check_tensor(t, op, name="input"):

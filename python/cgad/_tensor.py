@@ -334,13 +334,13 @@ def _fill_(self, value):
 @_method
 def _normal_(self, mean=0.0, std=1.0):
     """Fills in place with N(mean, std^2) samples from cgad's generator (not recorded by autograd)."""
-    _C.copy_(self, _C.randn(list(self.shape), _C.dtype.float64) * float(std) + float(mean))
+    _C.copy_(self, _C.randn(list(self.shape), _C.dtype.float64, self.device) * float(std) + float(mean))
     return self
 
 
 @_method
 def _uniform_(self, a=0.0, b=1.0):
     """Fills in place with U(a, b) samples from cgad's generator (not recorded by autograd)."""
-    _C.copy_(self, _C.rand(list(self.shape), _C.dtype.float64) * (float(b) - float(a)) + float(a))
+    _C.copy_(self, _C.rand(list(self.shape), _C.dtype.float64, self.device) * (float(b) - float(a)) + float(a))
     return self
 

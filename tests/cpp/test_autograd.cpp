@@ -1,13 +1,14 @@
 // The backward engine: topological order over a diamond, accumulation into leaves, released
 // graphs, retain_graph, no_grad.
 #include "autograd/node.h"
+#include "autograd/autocast.h"
 #include "check.h"
 #include "ops/ops.h"
 
 using namespace cgad;
 
 int main() {
-  Tensor x = full({3}, 2.0, DType::Float64);
+  Tensor x = full({3}, 2.0, DType::Float64, Device{});
   x.set_requires_grad(true);
   Tensor y = mul(x, x);                  // y = x^2
   Tensor z = add(mul(y, x), y);          // z = x^3 + x^2 (x reaches z by two paths)
@@ -23,10 +24,18 @@ int main() {
     Tensor w = mul(x, x);
     CHECK(!w.requires_grad() && !w.grad_fn());
   }
-  Tensor a = full({2, 2}, 1.0, DType::Float64);
+  Tensor a = full({2, 2}, 1.0, DType::Float64, Device{});
   a.set_requires_grad(true);
   Tensor v = sum(reshape(transpose(a, 0, 1), {4}), {}, false);  // views keep the graph
   run_backward(v, Tensor(), false);
   CHECK(a.grad().defined() && a.grad().data<double>()[3] == 1.0);
+  // Autocast state sits beside grad mode: per device type, restored by its guard.
+  CHECK(!Autocast::get(DeviceType::CPU).enabled);
+  {
+    AutocastGuard g(DeviceType::CPU, {true, DType::BFloat16});
+    CHECK(Autocast::get(DeviceType::CPU).enabled && Autocast::get(DeviceType::CPU).dtype == DType::BFloat16);
+    CHECK(!Autocast::get(DeviceType::CUDA).enabled);
+  }
+  CHECK(!Autocast::get(DeviceType::CPU).enabled);
   return cgad_test::finish("test_autograd");
 }

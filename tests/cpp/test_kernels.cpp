@@ -12,7 +12,7 @@ using namespace cgad;
 namespace {
 
 Tensor random_tensor(const Shape& s, std::mt19937& g) {
-  Tensor t = empty(s, DType::Float64);
+  Tensor t = empty(s, DType::Float64, Device{});
   std::normal_distribution<double> n;
   for (int64_t i = 0; i < t.numel(); ++i) t.data<double>()[i] = n(g);
   return t;
@@ -41,7 +41,7 @@ void test_row_ops(std::mt19937& g) {
   const int64_t R = 6, C = 11;
   Tensor x = random_tensor({R, C}, g);
   Tensor sm = softmax(x, -1), ln = layer_norm(x, {C}, Tensor(), Tensor(), 1e-5), ge = gelu(x, true);
-  Tensor tg = full({R}, 3.0, DType::Int64);
+  Tensor tg = full({R}, 3.0, DType::Int64, Device{});
   Tensor ce = cross_entropy(x, tg, -100);
   const double* px = x.data<double>();
   double nll = 0;

@@ -4,11 +4,9 @@
 #pragma once
 #include <cstdint>
 #include <omp.h>
+#include "core/runtime.h"
 
 namespace cgad {
-
-void set_num_threads(int n);
-int get_num_threads();
 
 // Elements below which a loop runs on one thread (thread wake-up costs more than the work).
 constexpr int64_t kParallelGrain = 32768;

@@ -45,7 +45,7 @@ class Embedding(Module):
         _check_size(num_embeddings, "num_embeddings", "Embedding")
         _check_size(embedding_dim, "embedding_dim", "Embedding")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = Parameter(_C.randn([num_embeddings, embedding_dim], _C.dtype.float32))
+        self.weight = Parameter(_C.randn([num_embeddings, embedding_dim], _C.dtype.float32, "cpu"))
 
     def forward(self, idx):
         return F.embedding(idx, self.weight)

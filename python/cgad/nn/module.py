@@ -162,11 +162,11 @@ class Module:
         return self
 
     def to(self, device):
-        """Moves the parameters to device in place (CPU is the only device without CUDA)."""
+        """Moves every parameter (and its grad) to device in place and returns self: the same
+        tensor objects, so tied weights and optimizer references hold."""
         dev = _C.device_of(device)
         for p in self.parameters():
-            if p.device != dev:
-                _C.to_device(p, dev)
+            _C.move_to_device_(p, dev)
         return self
 
     def num_parameters(self):

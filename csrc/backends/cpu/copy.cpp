@@ -1,28 +1,15 @@
-#include "backends/cpu/fill.h"
+// CPU kernels of fill and the strided, broadcasting, dtype-converting copy (contiguous(),
+// .to(dtype), cat, copy_), and the CPU's memory: its caching allocator.
 #include "backends/cpu/loops.h"
+#include "backends/cpu/register.h"
+#include <memory>
+#include "core/allocator.h"
+#include "core/shape.h"
+#include "kernels/elementwise.h"
 
 namespace cgad::cpu {
 
-Shape broadcast_strides(const Tensor& t, const Shape& shape) {
-  Shape st(shape.size(), 0);
-  int64_t off = int64_t(shape.size()) - t.dim();
-  for (int64_t i = 0; i < t.dim(); ++i)
-    st[off + i] = t.shape()[i] == 1 ? 0 : t.strides()[i];
-  return st;
-}
-
-Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
-  size_t n = std::max(a.size(), b.size());
-  Shape out(n);
-  for (size_t i = 0; i < n; ++i) {
-    int64_t x = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    int64_t y = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    if (x != y && x != 1 && y != 1)
-      throw ValueError(str(op, ": shapes ", shape_str(a), " and ", shape_str(b), " cannot be broadcast together"));
-    out[i] = x == 1 ? y : x;
-  }
-  return out;
-}
+namespace {
 
 void fill(const Tensor& t, double value) {
   dispatch_all(t.dtype(), [&](auto tag) {
@@ -54,5 +41,18 @@ void copy(const Tensor& dst, const Tensor& src) {
     });
   });
 }
+
+CachingHostAllocator& cpu_allocator() {
+  // Leaked on purpose: tensors owned by Python objects may be freed after static destructors ran.
+  static CachingHostAllocator* a = std::make_unique<CachingHostAllocator>().release();
+  return *a;
+}
+
+[[maybe_unused]] const bool cpu_allocator_registered = (register_allocator(DeviceType::CPU, &cpu_allocator()), true);
+
+}  // namespace
+
+CGAD_REGISTER_CPU_KERNEL(fill_kernel, fill);
+CGAD_REGISTER_CPU_KERNEL(copy_kernel, copy);
 
 }  // namespace cgad::cpu
