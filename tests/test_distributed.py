@@ -4,8 +4,10 @@ without mpi4py/mpiexec, except where CGAD_REQUIRE_MPI=1 (CI) makes that a failur
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -144,3 +146,89 @@ def test_two_ranks_train_as_one_process_accumulating(tmp_path):
     assert len(hashes) == 1  # every rank holds the same weights
     positions = [r["position"] for r in two["ranks"]]
     assert positions[1] - positions[0] == 2 * 16  # each rank read its own stride
+
+
+GPT2_PY = os.path.join(os.path.dirname(HERE), "train", "gpt2.py")
+SMALL_RUN = ["--threads", "1", "-B", "4", "-T", "32", "--val-every", "0", "--num-samples", "0"]
+
+
+def _records(out):
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        return [r for r in map(json.loads, f) if "loss" in r]
+
+
+def _weights(out):
+    from safetensors.numpy import load_file
+    with open(os.path.join(out, "latest")) as f:
+        return load_file(os.path.join(out, f.read().strip(), "model.safetensors"))
+
+
+def test_gpt2_py_on_two_ranks_matches_one_process_accumulating(tmp_path):
+    exe = mpiexec()
+    a, b = str(tmp_path / "A"), str(tmp_path / "B")
+    two = subprocess.run([exe, "-n", "2", sys.executable, GPT2_PY, *SMALL_RUN, "--total-batch-size", "256",
+                          "--max-steps", "6", "--out", a], capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "x 2 ranks x 1 accumulation step(s)" in two.stdout
+    assert sum(line.startswith("step ") for line in two.stdout.splitlines()) == 6  # rank 0 alone prints
+    one = subprocess.run([sys.executable, GPT2_PY, *SMALL_RUN, "--total-batch-size", "256", "--max-steps", "6",
+                          "--out", b], capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert len(_records(a)) == len(_records(b)) == 6
+    for r2, r1 in zip(_records(a), _records(b)):
+        assert abs(r2["loss"] - r1["loss"]) <= 1e-6 * abs(r1["loss"]), (r2, r1)
+        assert abs(r2["norm"] - r1["norm"]) <= 1e-6 * abs(r1["norm"]), (r2, r1)
+    wa, wb = _weights(a), _weights(b)
+    for name in wb:
+        np.testing.assert_allclose(wa[name], wb[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    with open(os.path.join(a, "latest")) as f:
+        latest = f.read().strip()
+    with open(os.path.join(a, latest, "state.json")) as f:
+        state = json.load(f)
+    assert state["ranks"] == 2 and len(state["train_loaders"]) == 2
+    # the default --total-batch-size is B*T*ranks, and a batch that does not split is an error
+    bad = subprocess.run([exe, "-n", "2", sys.executable, GPT2_PY, *SMALL_RUN, "--total-batch-size", "384",
+                          "--out", str(tmp_path / "C")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "not a multiple of B*T*ranks = 4*32*2 = 256" in bad.stderr
+    assert not os.path.exists(tmp_path / "C")  # rank 0's checks failed: nothing was created
+
+
+def test_two_rank_run_stopped_by_sigterm_resumes_to_the_same_losses(tmp_path):
+    exe = mpiexec()
+    full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
+    args = [sys.executable, GPT2_PY, *SMALL_RUN, "--max-steps", "12"]
+    done = subprocess.run([exe, "-n", "2", *args, "--out", full], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    proc = subprocess.Popen([exe, "-n", "2", *args, "--out", cut], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # stop it a few steps in
+        path = os.path.join(cut, "metrics.jsonl")
+        if os.path.exists(path) and len(_records(cut)) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # mpiexec forwards it to every rank
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stdout + stderr
+    assert "resume with: mpiexec -n 2 python" in stdout
+    one = subprocess.run([sys.executable, GPT2_PY, "--resume", "--out", cut], capture_output=True, text=True,
+                         timeout=120)
+    assert one.returncode == 1 and "written by a run on 2 rank(s); this run has 1" in one.stderr
+    resumed = subprocess.run([exe, "-n", "2", sys.executable, GPT2_PY, "--resume", "--out", cut],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["loss"] for r in _records(cut)] == [r["loss"] for r in _records(full)]
+
+
+def test_a_rank_that_fails_mid_run_ends_the_job(tmp_path):
+    exe = mpiexec()
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 50, 20000)
+    tokens[4 * 32 * (2 * 2 + 1) + 5] = 60000  # in rank 1's slice of step 2: out of GPT-2's vocabulary
+    write_shard(str(tmp_path / "d_train_000.bin"), tokens)
+    write_shard(str(tmp_path / "d_val_000.bin"), rng.integers(0, 50, 5000))
+    proc = subprocess.run([exe, "-n", "2", sys.executable, GPT2_PY, "--data", str(tmp_path), *SMALL_RUN,
+                           "--max-steps", "50", "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert "error: rank 1: " in proc.stderr and "has id 60000, out of range" in proc.stderr

@@ -164,8 +164,8 @@ class Run:
             model_config = pretrained.config
         else:
             model_config = GPTConfig.preset(args.model or "tiny")
-        resolve_defaults(args, model_config)
-        check_flags(args, model_config)
+        resolve_defaults(args, model_config, self.world)  # --total-batch-size is global
+        check_flags(args, model_config, self.world)
         self.device = resolve_device(args.device)
         if args.threads:
             cgad.set_num_threads(args.threads)
@@ -312,9 +312,10 @@ class Run:
         trainer.run()
         if trainer.stopped:
             name = signal.Signals(self.signals.signum).name
+            launcher = f"mpiexec -n {self.world} " if self.world > 1 else ""
             self.log(f"stopped by {name} with {trainer.step} of {args.max_steps} steps done: "
                      f"checkpoint {trainer.last_checkpoint}; resume with: "
-                     f"{script_command(__file__)} --resume --out {shlex.quote(self.out)}")
+                     f"{launcher}{script_command(__file__)} --resume --out {shlex.quote(self.out)}")
             return 128 + self.signals.signum
         try:
             self.signals.raise_now()
@@ -435,9 +436,11 @@ def main(argv=None):
 
 def verdict(world, error):
     """Rank 0 tells the other ranks whether its checks passed (they wait for it, however long
-    tokenizing the data takes)."""
+    tokenizing the data takes); after a failed check every rank just exits."""
     if world > 1:
         dist.all_gather_json(None if error is None else error_line(error), timeout=None)
+        if error is not None and not isinstance(error, Interrupted):
+            raise RankFailed() from error
 
 
 def follow(args, given, log, signals):
@@ -460,7 +463,9 @@ def run_ranks():
     rank = dist.get_rank()
     try:
         status = main()
-    except RankFailed:
+    except RankFailed as e:  # rank 0's checks failed; it says why
+        if rank == 0 and e.__cause__ is not None:
+            print(f"error: {error_line(e.__cause__)}", file=sys.stderr, flush=True)
         status = 1
     except (UsageError, OSError, ValueError, MemoryError, NonFiniteError, RunInUse, RuntimeError) as e:
         print(f"error: {'' if rank == 0 else f'rank {rank}: '}{error_line(e)}", file=sys.stderr, flush=True)

@@ -18,8 +18,9 @@ FIXED = {"model": "--model", "init_from": "--init-from", "T": "-T", "B": "-B",
 NOT_SAVED = ("resume", "check", "overwrite", "out")  # the folder may be moved or copied
 
 
-def resolve_defaults(args, model_config):
-    """Fill the unset flags from the defaults (after --resume filled the run's own)."""
+def resolve_defaults(args, model_config, ranks=1):
+    """Fill the unset flags from the defaults (after --resume filled the run's own); under
+    mpiexec the default --total-batch-size is B*T*ranks (one micro-step per rank)."""
     d = vars(args)
     preset = d["model"] or ("tiny" if d["init_from"] is None else None)
     d["model"] = preset
@@ -34,7 +35,7 @@ def resolve_defaults(args, model_config):
             d[key] = default
     if d["lr"] is None:
         d["lr"] = FINETUNE_LR if d["init_from"] else 1e-3 if preset in SMALL_PRESETS else 6e-4
-    for key, default in (("total_batch_size", d["B"] * d["T"]), ("min_lr", d["lr"] * 0.1),
+    for key, default in (("total_batch_size", d["B"] * d["T"] * ranks), ("min_lr", d["lr"] * 0.1),
                          ("warmup_steps", min(100, d["max_steps"] // 10)),
                          ("ckpt_every", d["val_every"] or 50)):
         if d[key] is None:
@@ -48,7 +49,7 @@ def _matching_preset(config):
     return None
 
 
-def check_flags(args, model_config):
+def check_flags(args, model_config, ranks=1):
     """UsageError naming the flag for any value out of range; 0 always means 0."""
     check_range([
         ("-B", args.B, 1, None), ("-T", args.T, 1, None),
@@ -73,9 +74,10 @@ def check_flags(args, model_config):
     if args.T > model_config.block_size:
         raise UsageError(f"-T {args.T} exceeds the model's block size "
                          f"{model_config.block_size}")
-    if args.total_batch_size % (args.B * args.T):
+    if args.total_batch_size % (args.B * args.T * ranks):
+        per_step = f"B*T*ranks = {args.B}*{args.T}*{ranks}" if ranks > 1 else "B*T"
         raise UsageError(f"--total-batch-size {args.total_batch_size} is not a multiple of "
-                         f"B*T = {args.B * args.T}")
+                         f"{per_step} = {args.B * args.T * ranks}")
     if args.init_from and args.tokenizer == "char":
         raise UsageError("--init-from starts from GPT-2 weights, which need GPT-2 BPE; "
                          "--tokenizer char does not fit them")
