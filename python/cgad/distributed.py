@@ -10,6 +10,7 @@ never arrived) is a RuntimeError.
 """
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -196,6 +197,11 @@ def abort(status=1):
     """Ends every rank of the job now (an error on one rank must not leave the others waiting)."""
     group = _require("abort")
     if group.size > 1:
+        # the launcher forwards this rank's output asynchronously and stops forwarding when the
+        # job is killed: give it a moment to pass on the error just printed
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(2.0)
         group.comm.Abort(status)
     raise SystemExit(status)
 
