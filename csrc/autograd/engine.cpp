@@ -24,6 +24,38 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
   return false;
 }
 
+Node::~Node() {
+  // The nodes this one alone keeps alive go on a stack; each is destroyed only after its saved
+  // tensors (which may hold the next node through their grad_fn) are dropped and its own edges
+  // moved onto the stack, so its destructor finds nothing left to free.
+  std::vector<std::shared_ptr<Node>> stack;
+  auto take_edges = [&stack](Node& n) {
+    for (auto& e : n.next)
+      if (e && e.use_count() == 1) stack.push_back(std::move(e));
+    n.next.clear();
+  };
+  take_edges(*this);
+  while (!stack.empty()) {
+    std::shared_ptr<Node> n = std::move(stack.back());
+    stack.pop_back();
+    for (SavedTensor* t : n->saved) *t = Tensor();
+    take_edges(*n);
+  }
+}
+
+namespace {
+
+// RuntimeError naming the node when a tensor it saved was written in place since.
+void check_saved_versions(const Node& node) {
+  for (const SavedTensor* t : node.saved)
+    if (t->modified())
+      throw RuntimeError(str("backward: one of the tensors needed for gradient computation has been modified by an in-place operation: ",
+                             node.name(), "'s saved tensor of shape ", shape_str(t->shape()), " is at version ", t->version(),
+                             "; expected version ", t->saved_version(), " instead"));
+}
+
+}  // namespace
+
 std::shared_ptr<Node> grad_edge(const Tensor& t) {
   if (!t.requires_grad()) return nullptr;
   if (t.grad_fn()) return t.grad_fn();
@@ -115,6 +147,7 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
       if (node->released)
         throw RuntimeError(str("backward: trying to backward through the graph a second time (", node->name(),
                                "'s saved tensors were freed); pass retain_graph=True to the first backward"));
+      check_saved_versions(*node);
       node->final_use = !retain_graph;
       grads = node->backward(g);
       // Free what the node saved as soon as it ran (logits, activations), not after the whole

@@ -108,6 +108,7 @@ void bind_tensor(py::module_& m) {
       .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
         return t.grad_fn() ? py::cast(std::string(t.grad_fn()->name())) : py::none();
       })
+      .def_property_readonly("_version", &Tensor::version, "The storage's in-place write count (as torch's _version).")
       .def("dim", &Tensor::dim)
       .def("numel", &Tensor::numel)
       .def("stride", [](const Tensor& t) { return shape_tuple(t.strides()); })

@@ -1,0 +1,130 @@
+"""Hostile input (issue 20): deep graphs, in-place writes autograd must see, numbers that do not
+fit, changing and malformed files, Python-level misuse. The crash classes run in a child process,
+so a crash is a failed test naming the signal instead of a dead test run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import cgad
+import cgad.nn as nn
+from conftest import DEVICES
+
+CGAD_PATH = os.path.dirname(os.path.dirname(os.path.abspath(cgad.__file__)))
+# Under the sanitizers every frame is larger (the old recursion died sooner) and every op slower.
+SANITIZED = "libasan" in os.environ.get("LD_PRELOAD", "")
+
+
+def run_child(code, timeout=600):
+    """Runs code in a fresh interpreter; an AssertionError names a signal or a failure."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=CGAD_PATH), timeout=timeout)
+    if proc.returncode < 0:
+        raise AssertionError(f"child died of {signal.Signals(-proc.returncode).name}\n{proc.stderr[-3000:]}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+# --- crashes: deep graphs
+
+def test_million_node_chain_backward_and_release_do_not_recurse():
+    depth = 200_000 if SANITIZED else 1_000_000
+    out = run_child(f"""
+        import cgad
+        x = cgad.ones(1, requires_grad=True)
+        y = x
+        for _ in range({depth}):
+            y = y * 1.0
+        y.sum().backward()      # the engine walks the chain with its own stack
+        assert x.grad.tolist() == [1.0]
+        y = None                # the nodes free one another in a loop, not recursively
+        y = x.unsqueeze(0)
+        for _ in range({depth} // 4):
+            y = (y + 1.0)[0].unsqueeze(0)   # views and binary nodes, never back-propagated
+        y = None
+        print("ok")
+    """)
+    assert out.strip() == "ok"
+
+
+# --- silent wrong answers: in-place writes to tensors saved for backward
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_inplace_write_to_saved_tensor_is_an_error_naming_the_op(device):
+    def modify_under_no_grad(x, w):
+        with cgad.no_grad():
+            w.fill_(5.0)
+
+    cases = [
+        ("MulBackward", lambda x, w: (x * w).sum(), modify_under_no_grad),
+        ("MulBackward", lambda x, w: (x * w).sum(), lambda x, w: w[1:].fill_(0.0)),  # through a view
+        ("MulBackward", lambda x, w: (x * w).sum(), lambda x, w: w.detach().copy_(cgad.zeros(3, device=device))),
+        ("LogBackward", lambda x, w: x.log().sum(), lambda x, w: x.detach().zero_()),
+        ("ExpBackward", lambda x, w: (x.exp() * 1.0).sum(), lambda x, w: None),  # its output, below
+        ("LinearBackward", lambda x, w: (x.reshape(1, 3) @ w.reshape(3, 1)).sum(), lambda x, w: w.copy_(np.ones(3))),
+    ]
+    for op, forward, modify in cases:
+        x = cgad.ones(3, device=device, requires_grad=True)
+        w = cgad.full((3,), 2.0, device=device)
+        loss = forward(x, w)
+        modify(x, w)
+        if op == "ExpBackward":
+            loss = x.exp()
+            loss.fill_(0.0)  # exp saved its output
+            loss = loss.sum()
+        with pytest.raises(RuntimeError, match=rf"modified by an in-place operation: \w*(?:{op}|MatmulBackward)'s saved tensor"):
+            loss.backward()
+
+
+def test_optimizer_step_between_forward_and_backward_is_an_error():
+    lin = nn.Linear(3, 2)
+    opt = cgad.optim.AdamW(lin.parameters())
+    loss = lin(cgad.ones(4, 3)).sum()
+    loss.backward(retain_graph=True)
+    opt.step()  # the weight the graph saved changes
+    with pytest.raises(RuntimeError, match="LinearBackward's saved tensor of shape \\(2, 3\\) is at version \\d+; expected version \\d+"):
+        loss.backward()
+
+
+def test_version_counter_counts_every_inplace_write_and_spares_unsaved_inputs():
+    t = cgad.zeros(4)
+    v = t._version
+    t.fill_(1.0)
+    t[1:3].copy_(cgad.ones(2))
+    t.zero_()
+    t.detach().copy_(np.arange(4.0))
+    assert t._version == v + 4 and t[1:]._version == t._version
+    # add saves nothing, so changing its input afterwards is fine (as torch)
+    x = cgad.ones(3, requires_grad=True)
+    loss = (x + 1).sum()
+    with cgad.no_grad():
+        x.fill_(3.0)
+    loss.backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0]
+    # a graph kept with retain_graph runs again while nothing it saved changed
+    y = cgad.ones(3, requires_grad=True)
+    loss = (y * y).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    assert y.grad.tolist() == [4.0, 4.0, 4.0]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_copy_from_an_overlapping_view_reads_the_source_first(device):
+    a = cgad.arange(10, device=device).float()
+    a[1:].copy_(a[:-1])
+    assert a.tolist() == [0.0] + list(range(9))
+    b = cgad.arange(10, device=device).float()
+    b[:-2].copy_(b[2:])
+    assert b.tolist() == list(range(2, 10)) + [8.0, 9.0]
+    m = cgad.arange(9, device=device).float().reshape(3, 3)
+    m.copy_(m.T)
+    np.testing.assert_array_equal(m.numpy(), np.arange(9.0).reshape(3, 3).T)
+    r = cgad.arange(6, device=device).float().reshape(2, 3)
+    r.copy_(r[0])  # broadcast from a row of itself
+    assert r.tolist() == [[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]]
