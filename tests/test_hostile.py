@@ -128,3 +128,86 @@ def test_copy_from_an_overlapping_view_reads_the_source_first(device):
     r = cgad.arange(6, device=device).float().reshape(2, 3)
     r.copy_(r[0])  # broadcast from a row of itself
     assert r.tolist() == [[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]]
+
+
+# --- silent wrong answers: numbers that do not fit
+
+@pytest.mark.parametrize("make", [
+    lambda: cgad.tensor([2**63]), lambda: cgad.tensor([1, 2**64]), lambda: cgad.tensor(-2**70),
+    lambda: cgad.tensor(np.array([2**63], dtype=np.uint64)),
+    lambda: cgad.tensor([float("nan")], dtype=cgad.int64), lambda: cgad.tensor([1.0, float("inf")]).long(),
+    lambda: cgad.tensor([1e30]).to(cgad.int32), lambda: cgad.tensor([-3e9], dtype=cgad.float64).to(cgad.int32),
+    lambda: cgad.zeros(2, dtype=cgad.int64).fill_(float("nan")), lambda: cgad.zeros(2, dtype=cgad.int32).fill_(2**40),
+    lambda: cgad.zeros(2, dtype=cgad.int64).fill_(2**70), lambda: cgad.full((2,), 2**63),
+    lambda: cgad.arange(2**62, 2**63 + 5), lambda: cgad.arange(0, 2**60, 2**58, dtype=cgad.int32),
+], ids=lambda f: "")
+def test_values_an_integer_dtype_cannot_hold_are_value_errors(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_failed_float_to_int_copy_leaves_the_destination_unchanged(device):
+    t = cgad.tensor([7, 8], device=device)
+    with pytest.raises(ValueError, match="nan"):
+        t.copy_(np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="inf"):
+        t.copy_(cgad.tensor([float("inf"), 1.0], device=device))
+    assert t.tolist() == [7, 8]
+    assert cgad.tensor(np.array([-2147483648.9, 2147483647.5])).to(cgad.int32).tolist() == [-2147483648, 2147483647]
+
+
+def test_large_integers_are_exact():
+    big = 2**62 + 1  # not a double
+    assert cgad.arange(2**53, 2**53 + 4).tolist() == [2**53 + i for i in range(4)]
+    assert cgad.arange(big, big + 7, 3).tolist() == [big, big + 3, big + 6]
+    assert cgad.arange(2**63 - 1, -2**63, -2**63 + 1).tolist() == [2**63 - 1, 0, -2**63 + 1]
+    assert cgad.arange(-2**62, 2**62, 2**61).tolist() == [-2**62, -2**61, 0, 2**61]
+    assert cgad.full((2,), big).tolist() == [big, big]
+    assert cgad.zeros(2, dtype=cgad.int64).fill_(big).tolist() == [big, big]
+    assert cgad.tensor([big, -big]).tolist() == [big, -big]
+    assert cgad.tensor(np.array([2**63 - 1], dtype=np.uint64)).tolist() == [2**63 - 1]
+
+
+@pytest.mark.parametrize("dtype", [">i8", ">i4", ">f4", ">f8", "<f8", "=i4"])
+def test_numpy_byte_orders_are_converted(dtype):
+    a = np.array([[1.5, -2.0, 3.0], [4.0, 2.0**20, -7.0]]).astype(np.dtype(dtype))
+    expected = a.astype(a.dtype.newbyteorder("=")).tolist()
+    assert cgad.from_numpy(a).tolist() == expected
+    assert cgad.tensor(a).tolist() == expected
+    assert cgad.tensor(a[:, ::2]).tolist() == a[:, ::2].tolist()
+    t = cgad.zeros(2, 3, dtype=cgad.float64)
+    t.copy_(a)
+    assert t.tolist() == [[float(v) for v in row] for row in expected]
+
+
+# --- Python-level misuse that would change state instead of raising
+
+def test_module_assignment_never_silently_unregisters_a_parameter():
+    lin = nn.Linear(2, 2)
+    with pytest.raises(TypeError, match="cannot assign Tensor as parameter 'weight'"):
+        lin.weight = cgad.ones(2, 2)
+    with pytest.raises(TypeError, match="cannot assign ndarray as parameter 'bias'"):
+        lin.bias = np.zeros(2)
+    assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+    seq = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="child module '0'"):
+        setattr(seq, "0", 3)
+    lin.bias = None  # as torch: the name stays registered, with no parameter
+    assert lin.bias is None and [n for n, _ in lin.named_parameters()] == ["weight"]
+    lin.bias = nn.Parameter(cgad.zeros(2))
+    assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+
+
+def test_failed_load_state_dict_changes_nothing():
+    lin = nn.Linear(3, 2)
+    before = {k: v.numpy().copy() for k, v in lin.state_dict().items()}
+    with pytest.raises(ValueError, match="bias has shape"):
+        lin.load_state_dict({"weight": np.ones((2, 3), np.float32), "bias": np.ones(5, np.float32)})
+    for k, v in lin.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), before[k])
+
+
+def test_multinomial_num_samples_must_be_an_int():
+    with pytest.raises(TypeError, match="num_samples must be an int"):
+        cgad.multinomial(cgad.ones(3), 2.5)

@@ -20,23 +20,33 @@ def _as_array(data, dtype):
             if arr.dtype.kind == "f":
                 arr = arr.astype(np.float32)
             elif arr.dtype.kind in "iu":
-                arr = arr.astype(np.int64)
+                arr = _to_int64(arr)
             else:
                 raise TypeError(f"tensor: unsupported numpy dtype {arr.dtype}")
         return arr, dtype
     try:
         arr = np.asarray(data)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise ValueError(f"tensor: cannot build a tensor from {type(data).__name__}: {e}") from None
     kind = arr.dtype.kind
+    if kind == "O" and arr.size and all(isinstance(v, numbers.Integral) for v in arr.flat):
+        big = next(int(v) for v in arr.flat if not -2**63 <= int(v) < 2**63)
+        raise ValueError(f"tensor: the Python int {big} does not fit in int64")
     if kind == "f":
         arr = arr.astype(np.float32)
     elif kind in "iu":
-        arr = arr.astype(np.int64)
+        arr = _to_int64(arr)
     elif kind != "b":
         raise TypeError(f"tensor: expected numbers (or nested lists of numbers), got {type(data).__name__} "
                         f"with elements of numpy kind {arr.dtype.name!r}")
     return arr, dtype
+
+
+def _to_int64(arr):
+    """arr (any integer dtype) as int64; ValueError for a value int64 cannot hold (uint64's top half)."""
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() >= 2**63:
+        raise ValueError(f"tensor: the value {int(arr.max())} does not fit in int64")
+    return arr.astype(np.int64)
 
 
 def _finish(t, dtype, device, requires_grad):
@@ -104,7 +114,14 @@ def full(size, fill_value, dtype=None, device="cpu", requires_grad=False):
         dtype = (_C.dtype.bool if isinstance(fill_value, builtins.bool)
                  else _C.dtype.int64 if isinstance(fill_value, numbers.Integral) else _C.dtype.float32)
     _check_fits(fill_value, _C.dtype_of(dtype), "full")
-    return _created(_C.full(_shape((size,), "full"), float(fill_value), dtype, device), device, requires_grad)
+    shape = _shape((size,), "full")
+    if isinstance(fill_value, numbers.Integral) and abs(int(fill_value)) > 2**53:
+        # beyond 2**53 a double would round the int: copied in exactly from an int64 scalar
+        value = _C.from_numpy(np.array(int(fill_value), dtype=np.int64))
+        t = _C.empty(shape, dtype, device)
+        _C.copy_(t, _C.to_device(value, t.device))
+        return _created(t, device, requires_grad)
+    return _created(_C.full(shape, float(fill_value), dtype, device), device, requires_grad)
 
 
 _INT_RANGE = {_C.dtype.int32: (-2**31, 2**31), _C.dtype.int64: (-2**63, 2**63)}
@@ -145,9 +162,24 @@ def arange(start, end=None, step=1, dtype=None, device="cpu"):
     for name, v in (("start", start), ("end", end), ("step", step)):
         if isinstance(v, builtins.bool) or not isinstance(v, numbers.Real):
             raise TypeError(f"arange: {name} must be a number, got {type(v).__name__}")
+    ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
     if dtype is None:
-        ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = _C.dtype.int64 if ints else _C.dtype.float32
+    if ints and max(abs(int(start)), abs(int(end)), abs(int(step))) > 2**53:
+        # past 2**53 doubles skip integers: computed exactly in Python ints instead
+        if step == 0:
+            raise ValueError("arange: step must be nonzero")
+        for name, v in (("start", start), ("end", end)):
+            if not -2**63 <= int(v) < 2**63:
+                raise ValueError(f"arange: {name} {int(v)} does not fit in int64")
+        start, end, step = int(start), int(end), int(step)
+        n = max(0, (end - start + step - (1 if step > 0 else -1)) // step)
+        if n and _C.dtype_of(dtype) in _INT_RANGE:
+            _check_fits(start + step * (n - 1), _C.dtype_of(dtype), "arange")
+        # int64 wraps modulo 2**64, so start + step * i is exact whenever the result fits
+        with np.errstate(over="ignore"):
+            values = np.int64(start) + np.int64(step if n > 1 else 0) * np.arange(n, dtype=np.int64)
+        return _created(_C.to_dtype(_C.from_numpy(values), dtype), device, False)
     return _created(_C.arange(float(start), float(end), float(step), dtype, device), device, False)
 
 
@@ -169,6 +201,11 @@ def multinomial(probs, num_samples, replacement=False):
     _check_tensor(probs, "multinomial", "probs")
     if replacement:
         raise ValueError("multinomial: replacement=True is not supported")
+    if isinstance(num_samples, builtins.bool) or not isinstance(num_samples, numbers.Integral):
+        raise TypeError(f"multinomial: num_samples must be an int, got {num_samples!r} of type "
+                        f"{type(num_samples).__name__}")
+    if not 0 <= num_samples < 2**63:
+        raise ValueError(f"multinomial: num_samples must be in [0, 2**63), got {num_samples}")
     return _C.multinomial(probs, int(num_samples))
 
 
