@@ -211,3 +211,117 @@ def test_failed_load_state_dict_changes_nothing():
 def test_multinomial_num_samples_must_be_an_int():
     with pytest.raises(TypeError, match="num_samples must be an int"):
         cgad.multinomial(cgad.ones(3), 2.5)
+
+
+# --- crashes and errors from files: shards that change, malformed weight files
+
+def test_shard_rewritten_under_the_loader_is_an_error_not_sigbus(tmp_path):
+    out = run_child(f"""
+        import os, numpy as np
+        from cgad.data import DataLoaderLite, write_shard
+        path = {str(tmp_path / "tokens.bin")!r}
+        write_shard(path, np.arange(5000) % 300)
+        loader = DataLoaderLite(2, 8, path)
+        loader.next_batch()
+        # replaced the supported way (a new file renamed into place): the loader keeps its file
+        write_shard(path, np.zeros(100))
+        x, y = loader.next_batch()
+        assert x.numpy()[0, 0] == 16 % 300, x.numpy()
+        loader.reset()
+        with open(path, "r+b") as f:   # rewritten in place: shorter than when it was opened
+            f.truncate(1100)
+        try:
+            for _ in range(4):
+                loader.next_batch()
+        except ValueError as e:
+            assert path in str(e) and "changed size" in str(e), e
+            print("ok")
+    """)
+    assert out.strip() == "ok"
+    assert sorted(os.listdir(tmp_path)) == ["tokens.bin"]  # no temporary file left behind
+
+
+def save_raw_safetensors(path, header, data=b""):
+    raw = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little") + raw + data)
+    return str(path)
+
+
+def gpt_weights(n_layer=2, C=8, V=16, T=8, seed=0):
+    from cgad.models.gpt import GPT, GPTConfig
+    cgad.manual_seed(seed)
+    model = GPT(GPTConfig(block_size=T, vocab_size=V, n_layer=n_layer, n_head=2, n_embd=C))
+    return model, {k: v.numpy() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda w: w.update({"transformer.h.1000000000.ln_1.weight": w["transformer.h.1.ln_1.weight"]}), "without gaps"),
+    (lambda w: w.update({f"transformer.h.3.{k[16:]}": v for k, v in list(w.items()) if k.startswith("transformer.h.1.")}), "without gaps"),
+    (lambda w: w.update({"transformer.h.0.attn.c_attn.wieght": w["transformer.h.0.attn.c_attn.weight"]}), "unexpected key"),
+    (lambda w: w.update({"transformer.h.01.ln_1.weight": w["transformer.h.1.ln_1.weight"]}), "unexpected key"),
+    (lambda w: w.update({"transformer.h.1.mlp.c_fc.weight": np.zeros((32, 9), np.float32)}), "mlp.c_fc.weight has shape"),
+    (lambda w: w.update({"transformer.wpe.weight": np.zeros((8, 9), np.float32)}), "wpe.weight has shape"),
+    (lambda w: w.pop("transformer.ln_f.bias"), "ln_f.bias is missing"),
+])
+def test_pretrained_keys_and_shapes_are_checked_before_building(tmp_path, edit, match):
+    from safetensors.numpy import save_file
+    from cgad.models.gpt import GPT
+    _, w = gpt_weights()
+    edit(w)
+    path = tmp_path / "w.safetensors"
+    save_file(w, str(path))
+    before = cgad.memory_stats()["peak_bytes"]
+    with pytest.raises(ValueError, match=match) as e:
+        GPT.from_pretrained(str(path))
+    assert str(path) in str(e.value)
+    assert cgad.memory_stats()["peak_bytes"] == before  # nothing was built
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: open(p, "wb").write(b"\x01\x02"), "shorter than the 8-byte header length"),
+    (lambda p: open(p, "wb").write((10**9).to_bytes(8, "little") + b"{}"), "header length"),
+    (lambda p: open(p, "wb").write((5).to_bytes(8, "little") + b"{oops"), "corrupt safetensors header"),
+    (lambda p: save_raw_safetensors(p, [1, 2]), "expected a JSON object"),
+    (lambda p: save_raw_safetensors(p, {"wte.weight": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 64]}}), "outside the file"),
+    (lambda p: save_raw_safetensors(p, {"wte.weight": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 8]}}, bytes(8)), "needs 64 bytes"),
+    (lambda p: save_raw_safetensors(p, {"wte.weight": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}, bytes(8)), "unsupported dtype"),
+    (lambda p: save_raw_safetensors(p, {"wte.weight": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 0]}}), "invalid shape"),
+])
+def test_malformed_safetensors_files_are_value_errors_naming_the_file(tmp_path, make, match):
+    from cgad.models.gpt import GPT
+    path = str(tmp_path / "bad.safetensors")
+    make(path)
+    with pytest.raises(ValueError, match=match) as e:
+        GPT.from_pretrained(path)
+    assert path in str(e.value)
+
+
+def test_bad_config_json_is_a_value_error_naming_it(tmp_path):
+    from safetensors.numpy import save_file
+    from cgad.models.gpt import GPT
+    _, w = gpt_weights()
+    save_file(w, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="config.json: not valid JSON"):
+        GPT.from_pretrained(str(tmp_path))
+    (tmp_path / "config.json").write_text('{"n_head": 3}')
+    with pytest.raises(ValueError, match="not divisible by n_head 3") as e:
+        GPT.from_pretrained(str(tmp_path))
+    assert "model.safetensors" in str(e.value)
+
+
+@pytest.mark.parametrize("dtype", ["F16", "BF16"])
+def test_half_precision_weight_files_load_as_float32(tmp_path, torch, dtype):
+    from safetensors.torch import save_file
+    from cgad.models.gpt import GPT
+    model, w = gpt_weights()
+    tdt = torch.float16 if dtype == "F16" else torch.bfloat16
+    halves = {k: torch.from_numpy(v).to(tdt) for k, v in w.items()}
+    save_file(halves, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text('{"n_head": 2}')
+    loaded = GPT.from_pretrained(str(tmp_path))
+    for name, p in loaded.state_dict().items():
+        ref = halves.get(name, halves["transformer.wte.weight"] if name == "lm_head.weight" else None)
+        assert p.dtype == cgad.float32
+        np.testing.assert_array_equal(p.numpy(), ref.float().numpy(), err_msg=name)
