@@ -325,3 +325,78 @@ def test_half_precision_weight_files_load_as_float32(tmp_path, torch, dtype):
         ref = halves.get(name, halves["transformer.wte.weight"] if name == "lm_head.weight" else None)
         assert p.dtype == cgad.float32
         np.testing.assert_array_equal(p.numpy(), ref.float().numpy(), err_msg=name)
+
+
+# --- error types: the assigned type with cgad's own message, never pybind's or a KeyError
+
+def _opt():
+    return cgad.optim.AdamW(nn.Linear(2, 2).parameters())
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: cgad.ones(2).masked_fill(np.ones(2, bool), 0.0), TypeError, "masked_fill: mask must be a cgad.Tensor"),
+    (lambda: cgad.ones(2).masked_fill(cgad.ones(2, dtype=cgad.bool), "x"), TypeError, "masked_fill: value must be a number"),
+    (lambda: cgad.ones(2, 2) @ np.ones((2, 2)), TypeError, "matmul: other must be a cgad.Tensor, got ndarray"),
+    (lambda: cgad.ones(2, 2).matmul([[1.0]]), TypeError, "matmul: other must be a cgad.Tensor"),
+    (lambda: (cgad.ones(2, requires_grad=True) * 2).backward(np.ones(2)), TypeError, "backward: grad must be a cgad.Tensor"),
+    (lambda: setattr(cgad.ones(2), "requires_grad", "yes"), TypeError, "requires_grad: expected a bool"),
+    (lambda: cgad.ones(2).requires_grad_(1), TypeError, "requires_grad_: expected a bool"),
+    (lambda: cgad.ones(2).type_as("float64"), TypeError, "type_as: other must be a cgad.Tensor"),
+    (lambda: cgad.zeros_like([1, 2]), TypeError, "zeros_like: input must be a cgad.Tensor"),
+    (lambda: nn.utils.clip_grad_norm_([1, 2], 1.0), TypeError, "parameter 0 must be a cgad.Tensor"),
+    (lambda: nn.LayerNorm("8"), TypeError, "normalized_shape must be an int"),
+    (lambda: nn.ModuleDict([nn.Linear(2, 2)]), TypeError, "expected a mapping"),
+    (lambda: cgad.set_rng_state(None), TypeError, "expected a 1-D uint8 numpy array"),
+    (lambda: cgad.set_rng_state(np.zeros(16)), TypeError, "expected a 1-D uint8 numpy array"),
+    (lambda: cgad.ones(3, dtype=cgad.int64).masked_fill(cgad.ones(3, dtype=cgad.bool), 2**63), ValueError, "does not fit in int64"),
+    (lambda: _opt().load_state_dict({"state": {}, "param_groups": [{"lr": 1.0}, {}]}), ValueError, "'params' list"),
+    (lambda: _opt().load_state_dict({"state": {0: {"step": 1}}, "param_groups": [{"params": [0, 1]}]}), ValueError, "malformed"),
+    (lambda: _opt().load_state_dict({"state": {7: {"step": 1, "exp_avg": np.zeros(2), "exp_avg_sq": np.zeros(2)}},
+                                     "param_groups": [{"params": [0, 1]}]}), ValueError, "out of range"),
+    (lambda: DataLoaderLite_from_nothing().load_state_dict({}), ValueError, "'shard' and 'position'"),
+])
+def test_misuse_raises_the_assigned_type_with_cgads_message(call, exc, match):
+    with pytest.raises(exc, match=match) as e:
+        call()
+    assert "incompatible function arguments" not in str(e.value) and "Unable to cast" not in str(e.value)
+
+
+def DataLoaderLite_from_nothing(tmp=[]):
+    import tempfile
+    from cgad.data import DataLoaderLite, write_shard
+    path = os.path.join(tempfile.mkdtemp(), "t.bin")
+    write_shard(path, np.arange(100))
+    return DataLoaderLite(1, 4, path)
+
+
+def test_failed_optimizer_load_state_dict_changes_nothing():
+    opt = _opt()
+    bad = {"state": {1: {"step": 1, "exp_avg": np.zeros(5), "exp_avg_sq": np.zeros(5)}},
+           "param_groups": [{"params": [0, 1], "lr": 0.5}]}
+    with pytest.raises(ValueError, match="shape"):
+        opt.load_state_dict(bad)
+    assert opt.param_groups[0]["lr"] == 1e-3 and opt.state_dict()["state"] == {}
+    bad = {"state": {}, "param_groups": [{"params": [0, 1], "lr": "fast"}]}
+    with pytest.raises(TypeError):
+        opt.load_state_dict(bad)
+    assert opt.param_groups[0]["lr"] == 1e-3
+
+
+def test_index_writing_backward_kernels_check_their_indices():
+    # the saved ids or indices are the op's own copies or its inputs; changed in place they are
+    # caught by the version counter before a kernel could write outside the grad
+    x = cgad.ones(2, 3, requires_grad=True)
+    values, idx = x.max(1)
+    idx.fill_(100)
+    with pytest.raises(RuntimeError, match="MaxBackward's saved tensor"):
+        values.sum().backward()
+    w = cgad.ones(4, 3, requires_grad=True)
+    ids = cgad.tensor([0, 3])
+    out = cgad.nn.functional.embedding(ids, w)
+    ids.fill_(1000)
+    with pytest.raises(RuntimeError, match="EmbeddingBackward's saved tensor"):
+        out.sum().backward()
+    # topk and argmax with NaN and ties stay in range
+    t = cgad.tensor([[float("nan"), 1.0, float("nan"), 1.0]])
+    v, i = t.topk(4)
+    assert sorted(i.tolist()[0]) == [0, 1, 2, 3] and t.argmax(1).tolist() == [0]

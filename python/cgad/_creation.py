@@ -137,11 +137,13 @@ def _check_fits(value, dtype, op):
 
 def zeros_like(t, dtype=None, requires_grad=False):
     """Zeros with t's shape (and dtype unless given)."""
+    _check_tensor(t, "zeros_like")
     return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False):
     """Ones with t's shape (and dtype unless given)."""
+    _check_tensor(t, "ones_like")
     return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
 
 

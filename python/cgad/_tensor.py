@@ -238,6 +238,8 @@ def _cuda(self, device=None):
 @_method
 def _type_as(self, other):
     """This tensor in other's dtype."""
+    if not isinstance(other, Tensor):
+        raise TypeError(f"type_as: other must be a cgad.Tensor, got {type(other).__name__}")
     return _C.to_dtype(self, other.dtype)
 
 

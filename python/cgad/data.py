@@ -251,7 +251,11 @@ class DataLoaderLite:
 
     def load_state_dict(self, state):
         """Continue from a position saved by state_dict()."""
-        shard, position = int(state["shard"]), int(state["position"])
+        try:
+            shard, position = int(state["shard"]), int(state["position"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"DataLoaderLite.load_state_dict: expected a state_dict() with 'shard' and "
+                             f"'position' ints, got {state!r} ({e})") from None
         names = [os.path.basename(p) for p in self.files]
         if "files" in state and list(state["files"]) != names:
             raise ValueError(f"DataLoaderLite.load_state_dict: saved shards {state['files']} "

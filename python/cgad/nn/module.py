@@ -228,6 +228,8 @@ class ModuleDict(Module):
 
     def __init__(self, modules=None):
         super().__init__()
+        if modules is not None and not hasattr(modules, "items"):
+            raise TypeError(f"ModuleDict: expected a mapping of names to modules, got {type(modules).__name__}")
         for k, m in (modules or {}).items():
             self[k] = m
 
