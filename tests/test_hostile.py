@@ -400,3 +400,16 @@ def test_index_writing_backward_kernels_check_their_indices():
     t = cgad.tensor([[float("nan"), 1.0, float("nan"), 1.0]])
     v, i = t.topk(4)
     assert sorted(i.tolist()[0]) == [0, 1, 2, 3] and t.argmax(1).tolist() == [0]
+
+
+def test_stale_saved_tensor_is_found_before_any_grad_changes():
+    # the add and sqrt nodes run first; the stale mul is found before them, so no leaf's grad
+    # is half-accumulated when the error comes
+    a = cgad.ones(3, dtype=cgad.float64, requires_grad=True)
+    b = cgad.ones(3, dtype=cgad.float64, requires_grad=True)
+    loss = ((a * a + 1.0).sqrt() + b).sum()
+    with cgad.no_grad():
+        a.fill_(2.0)
+    with pytest.raises(RuntimeError, match="MulBackward's saved tensor"):
+        loss.backward()
+    assert a.grad is None and b.grad is None

@@ -99,13 +99,15 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
   NoGradGuard no_grad;
   std::shared_ptr<Node> root_node = grad_edge(root);
 
-  // Dependency counts over the reachable graph.
+  // Dependency counts over the reachable graph. The saved tensors' versions are checked on the
+  // way, so a stale one is an error before any node has run or any leaf's grad has changed.
   std::unordered_map<Node*, int> deps;
   std::vector<Node*> stack{root_node.get()};
   std::unordered_set<Node*> seen{root_node.get()};
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
+    check_saved_versions(*n);
     for (auto& e : n->next) {
       if (!e) continue;
       deps[e.get()] += 1;
@@ -147,7 +149,6 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
       if (node->released)
         throw RuntimeError(str("backward: trying to backward through the graph a second time (", node->name(),
                                "'s saved tensors were freed); pass retain_graph=True to the first backward"));
-      check_saved_versions(*node);
       node->final_use = !retain_graph;
       grads = node->backward(g);
       // Free what the node saved as soon as it ran (logits, activations), not after the whole

@@ -29,9 +29,10 @@ def _as_array(data, dtype):
     except (ValueError, TypeError, OverflowError) as e:
         raise ValueError(f"tensor: cannot build a tensor from {type(data).__name__}: {e}") from None
     kind = arr.dtype.kind
-    if kind == "O" and arr.size and all(isinstance(v, numbers.Integral) for v in arr.flat):
-        big = next(int(v) for v in arr.flat if not -2**63 <= int(v) < 2**63)
-        raise ValueError(f"tensor: the Python int {big} does not fit in int64")
+    if kind in "fuO":  # where numpy puts ints beyond int64 (as float64 when mixed with small ones)
+        big = _int_beyond_int64(data)
+        if big is not None:
+            raise ValueError(f"tensor: the Python int {big} does not fit in int64")
     if kind == "f":
         arr = arr.astype(np.float32)
     elif kind in "iu":
@@ -40,6 +41,19 @@ def _as_array(data, dtype):
         raise TypeError(f"tensor: expected numbers (or nested lists of numbers), got {type(data).__name__} "
                         f"with elements of numpy kind {arr.dtype.name!r}")
     return arr, dtype
+
+
+def _int_beyond_int64(data):
+    """The first Python int outside int64 in nested lists/tuples of data, else None (as torch,
+    which reads every int as an int64, such an int is an error even in a float tensor)."""
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, int) and not isinstance(v, builtins.bool) and not -2**63 <= v < 2**63:
+            return v
+    return None
 
 
 def _to_int64(arr):
@@ -61,6 +75,11 @@ def _finish(t, dtype, device, requires_grad):
 def tensor(data, dtype=None, device="cpu", requires_grad=False):
     """A new tensor holding a copy of `data` (a number, nested list, numpy array or tensor)."""
     arr, dtype = _as_array(data, dtype)
+    if dtype is not None and arr.dtype.kind in "iu" and arr.size and _C.dtype_of(dtype) == _C.dtype.int32:
+        # numbers given for an int32 tensor must fit it (a cast between tensors wraps, as torch's)
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < -2**31 or hi >= 2**31:
+            raise ValueError(f"tensor: the value {hi if hi >= 2**31 else lo} does not fit in int32")
     return _finish(_C.from_numpy(arr), dtype, device, requires_grad)
 
 
@@ -115,13 +134,17 @@ def full(size, fill_value, dtype=None, device="cpu", requires_grad=False):
                  else _C.dtype.int64 if isinstance(fill_value, numbers.Integral) else _C.dtype.float32)
     _check_fits(fill_value, _C.dtype_of(dtype), "full")
     shape = _shape((size,), "full")
-    if isinstance(fill_value, numbers.Integral) and abs(int(fill_value)) > 2**53:
+    if isinstance(fill_value, numbers.Integral) and abs(int(fill_value)) > 2**53 and _C.dtype_of(dtype) in _INT_RANGE:
         # beyond 2**53 a double would round the int: copied in exactly from an int64 scalar
         value = _C.from_numpy(np.array(int(fill_value), dtype=np.int64))
         t = _C.empty(shape, dtype, device)
         _C.copy_(t, _C.to_device(value, t.device))
         return _created(t, device, requires_grad)
-    return _created(_C.full(shape, float(fill_value), dtype, device), device, requires_grad)
+    try:
+        value = float(fill_value)
+    except OverflowError:
+        raise ValueError(f"full: value {fill_value} is too large for {_C.dtype_of(dtype)!r}") from None
+    return _created(_C.full(shape, value, dtype, device), device, requires_grad)
 
 
 _INT_RANGE = {_C.dtype.int32: (-2**31, 2**31), _C.dtype.int64: (-2**63, 2**63)}
