@@ -47,6 +47,10 @@ def test_million_node_chain_backward_and_release_do_not_recurse():
         for _ in range({depth} // 4):
             y = (y + 1.0)[0].unsqueeze(0)   # views and binary nodes, never back-propagated
         y = None
+        y = x
+        for _ in range({depth} // 4):
+            y = y * y               # two edges to one node, and saved tensors holding the chain
+        y = None
         print("ok")
     """)
     assert out.strip() == "ok"

@@ -30,9 +30,14 @@ Node::~Node() {
   // moved onto the stack, so its destructor finds nothing left to free.
   std::vector<std::shared_ptr<Node>> stack;
   auto take_edges = [&stack](Node& n) {
-    for (auto& e : n.next)
-      if (e && e.use_count() == 1) stack.push_back(std::move(e));
+    std::vector<std::shared_ptr<Node>> edges = std::move(n.next);
     n.next.clear();
+    // An input used twice (x * x) is two edges to one node: the first copies are dropped, so
+    // the last sees a count of 1 and goes on the stack instead of being freed right here.
+    for (auto& e : edges) {
+      if (e && e.use_count() == 1) stack.push_back(std::move(e));
+      else e.reset();
+    }
   };
   take_edges(*this);
   while (!stack.empty()) {
