@@ -336,9 +336,10 @@ def _fill_(self, value):
     if isinstance(value, Tensor) or not isinstance(value, numbers.Real):
         raise TypeError(f"fill_: value must be a real number, got {type(value).__name__}")
     from cgad._creation import _INT_RANGE, _check_fits
+    if isinstance(value, numbers.Integral) and self.dtype in _INT_RANGE:
+        _check_fits(int(value), self.dtype, "fill_")  # named exactly, not as the double it rounds to
     if isinstance(value, numbers.Integral) and abs(int(value)) > 2**53 and self.dtype in _INT_RANGE:
         # a double would round it: copied from an exact int64
-        _check_fits(int(value), self.dtype, "fill_")
         _C.copy_(self, _C.to_device(_C.from_numpy(np.array(int(value), dtype=np.int64)), self.device))
         return self
     try:
