@@ -95,7 +95,7 @@ Tensor tensor_arg(py::handle h, const char* op, const char* name) {
 }
 
 bool bool_arg(py::handle h, const char* op) {
-  if (!py::isinstance<py::bool_>(h))
+  if (!py::isinstance<py::bool_>(h) && !py::isinstance(h, py::module_::import("numpy").attr("bool_")))
     throw TypeError(str(op, ": expected a bool, got ", py::str(py::type::of(h).attr("__name__")).cast<std::string>()));
   return h.cast<bool>();
 }
