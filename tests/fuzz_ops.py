@@ -3,7 +3,10 @@
 Each property draws shapes (zero-size and size-1 dims, broadcasting edge cases), dtypes, memory
 layouts (negative-stride, Fortran-order and strided numpy inputs; permuted, strided and expanded
 cgad views), values (NaN, +-inf, -0.0, huge and tiny) and arguments (dims, indices and sizes in
-and out of range, wrong types). Every call must either match the numpy reference (normalized max
+and out of range, wrong types). The hostile-input properties (issue 20) add graphs tens of
+thousands of nodes deep freed on a small stack, in-place writes to tensors saved for backward,
+copies between overlapping views, integers at and beyond the int32/int64/2**53 limits, numpy
+inputs in either byte order, and truncated, bit-flipped and garbage shard and weight files. Every call must either match the numpy reference (normalized max
 error for floats, exact for ints and bools, the same NaN positions and the result dtype
 torch.result_type gives) or raise exactly the exception type docs/api.md assigns; differentiable
 ops also check their backward (a random-weight VJP, or a plain sum) against float64 formulas.
@@ -525,6 +528,14 @@ def np_ipow(a, b, dtype):
     return out
 
 
+def float_to_int_ok(a, dtype):
+    """Whether every float in a truncates to a value of the integer dtype (no NaN, inf or overflow)."""
+    lo, hi = INT_LIMITS[dtype]
+    x = np.asarray(a, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return bool(np.all((np.trunc(x) >= lo) & (x < hi + 1)))
+
+
 def fits(v, dtype):
     if dtype in FLOATS:
         return True
@@ -534,7 +545,7 @@ def fits(v, dtype):
     return lo <= int(v) <= hi
 
 
-@prop("binary", 700)
+@prop("binary", 620)
 def fuzz_binary(data):
     rng = draw_rng(data)
     op = data.draw(st.sampled_from(list(BINOPS)), label="op")
@@ -936,7 +947,7 @@ def expand_expect(shape, sizes):
     return tuple(out)
 
 
-@prop("views", 900)
+@prop("views", 780)
 def fuzz_views(data):
     rng = draw_rng(data)
     op = data.draw(st.sampled_from(["reshape", "view", "transpose", "permute", "unsqueeze", "squeeze",
@@ -1763,8 +1774,8 @@ def fuzz_creation(data):
             errs.add(TypeError)
         ref = a
         if kept is not None and out_dt is not None and out_dt != kept:
-            if out_dt in INTS and kept in FLOATS and not (finite(a) and np.all(np.abs(a) < 2**31)):
-                return  # NaN, inf or out-of-range values to an integer: undefined in numpy as in C++
+            if out_dt in INTS and kept in FLOATS and not float_to_int_ok(a.astype(kept), out_dt):
+                errs.add(ValueError)  # NaN, inf or out-of-range values have no integer value
             with np.errstate(all="ignore"):
                 ref = a.astype(kept).astype(out_dt)
         desc += f" dtype={target!r} requires_grad={rg}"
@@ -1773,8 +1784,8 @@ def fuzz_creation(data):
         if npdt not in DTYPES:
             return
         target = data.draw(st.sampled_from(DTYPES), label="target")
-        if target in INTS and npdt in FLOATS and not (finite(a) and np.all(np.abs(a) < 2**31)):
-            return
+        if target in INTS and npdt in FLOATS and not float_to_int_ok(a, target):
+            errs.add(ValueError)
         how = data.draw(st.sampled_from(["to", "to_str", "method"]), label="how")
         meth = {"float32": "float", "float64": "double", "int32": "int", "int64": "long", "bool": "bool"}[target]
         src = cgad.from_numpy(b)
@@ -1837,6 +1848,304 @@ def fuzz_autograd(data):
     else:
         z = x.detach().sum()
         check_call("autograd:" + kind, desc, lambda: z.backward(), {RuntimeError}, lambda r: None)
+
+
+# --- hostile input: deep graphs, in-place writes after a save, overlapping copies, extreme
+# integers, byte orders, malformed files ---------------------------------------------------------
+
+def in_small_stack(fn, stack_bytes=1 << 20):
+    """Runs fn on a thread with a 1 MiB stack, so a per-node recursion dies at tens of thousands
+    of nodes (a crash the parent reports) instead of needing a graph a million deep."""
+    import threading
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: BLE001
+            out["error"] = e
+    old = threading.stack_size(stack_bytes)
+    try:
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+    finally:
+        threading.stack_size(old)
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+@prop("deep_chain", 12)
+def fuzz_deep_chain(data):
+    depth = data.draw(st.sampled_from([1, 7, 300, 40_000]), label="depth")
+    kind = data.draw(st.sampled_from(["mul", "add", "views", "square", "mixed"]), label="kind")
+    backward = data.draw(st.booleans(), label="backward")
+    desc = f"{kind} chain of {depth}, backward={backward}"
+
+    def build_and_free():
+        x = cgad.ones(2, requires_grad=True)
+        y = x
+        for i in range(depth):
+            k = kind if kind != "mixed" else ("mul", "add", "views", "square")[i % 4]
+            y = y * 1.0 if k == "mul" else y + 0.5 if k == "add" else y * y if k == "square" else y.unsqueeze(0)[0]
+        if backward:
+            y.sum().backward()
+        del y  # the release of the whole chain happens here, on the small stack
+        return x.grad.numpy() if backward else None
+
+    def verify(g):
+        if backward and kind in ("mul", "add", "views"):  # squares overflow: only their survival counts
+            assert_exact(cgad.from_numpy(g), np.ones(2), "float32", what="grad")
+    check_call("deep_chain:" + kind, desc, lambda: in_small_stack(build_and_free), set(), verify)
+
+
+# op -> (forward on (a, b), the grads of a and b from numpy float64 values and the out grad g,
+# which inputs it saves: the ones an in-place write must then make an error)
+SAVING_OPS = {
+    "add": (lambda a, b: a + b, lambda a, b, g: (g, g), ()),
+    "sub": (lambda a, b: a - b, lambda a, b, g: (g, -g), ()),
+    "mul": (lambda a, b: a * b, lambda a, b, g: (g * b, g * a), ("a", "b")),
+    "div": (lambda a, b: a / b, lambda a, b, g: (g / b, -g * a / b ** 2), ("b",)),
+    # exp saves its output, not a; the mul after it saves that output and b
+    "exp": (lambda a, b: a.exp() * b, lambda a, b, g: (g * b * np.exp(a), g * np.exp(a)), ("b",)),
+    "tanh": (lambda a, b: a.tanh() + b, lambda a, b, g: (g * (1 - np.tanh(a) ** 2), g), ()),
+    "sqrt": (lambda a, b: (a * a + 1.0).sqrt() + b, lambda a, b, g: (g * a / np.sqrt(a * a + 1), g), ("a",)),
+    "matmul": (lambda a, b: a.reshape(1, -1) @ b.reshape(-1, 1),
+               lambda a, b, g: (g.sum() * b, g.sum() * a), ("a", "b")),
+    "linear": (lambda a, b: F.linear(a.reshape(1, -1), b.reshape(1, -1)),
+               lambda a, b, g: (g.sum() * b, g.sum() * a), ("a", "b")),
+}
+
+
+@prop("inplace_after_save", 250)
+def fuzz_inplace_after_save(data):
+    rng = draw_rng(data)
+    op = data.draw(st.sampled_from(sorted(SAVING_OPS)), label="op")
+    n = data.draw(st.integers(1, 5), label="n")
+    target = data.draw(st.sampled_from(["a", "b", "none"]), label="target")
+    how = data.draw(st.sampled_from(["fill_", "copy_", "zero_", "view", "no_grad", "detach", "adam"]), label="how")
+    forward, vjp, saves = SAVING_OPS[op]
+    av, bv = rng.uniform(0.5, 2.0, n), rng.uniform(0.5, 2.0, n)
+    a = cgad.tensor(av, dtype=cgad.float64, requires_grad=True)
+    b = cgad.tensor(bv, dtype=cgad.float64, requires_grad=True)
+    out = forward(a, b)
+    loss = out.sum()
+    desc = f"{op} on ({n},), then {how} on {target}"
+    if target != "none":
+        t = a if target == "a" else b
+        if how == "adam":
+            t.grad = cgad.ones(n, dtype=cgad.float64)
+            cgad.optim.Adam([t], lr=0.1).step()
+            t.grad = None
+        else:
+            with cgad.no_grad():
+                {"fill_": lambda: t.fill_(3.0), "copy_": lambda: t.copy_(np.full(n, 3.0)), "zero_": lambda: t.zero_(),
+                 "view": lambda: t[n // 2:].fill_(3.0), "no_grad": lambda: t.fill_(3.0),
+                 "detach": lambda: t.detach().copy_(cgad.full((n,), 3.0, dtype=cgad.float64))}[how]()
+    errs = {RuntimeError} if target in saves else set()
+
+    def verify(_):
+        ga, gb = vjp(av, bv, np.ones(1 if op in ("matmul", "linear") else n))
+        assert_values(a.grad, np.broadcast_to(ga, (n,)), "float64", tol=1e-9, what="grad a")
+        assert_values(b.grad, np.broadcast_to(gb, (n,)), "float64", tol=1e-9, what="grad b")
+    if not errs:
+        check_call("inplace_after_save:" + op, desc, loss.backward, errs, verify)
+        return
+    note_case("inplace_after_save:" + op, desc)
+    try:
+        loss.backward()
+    except RuntimeError as e:
+        if "modified by an in-place operation" not in str(e) or "Backward's saved tensor" not in str(e):
+            raise Mismatch(f"inplace_after_save:{op}: {desc}\n  the error does not name the op: {e}") from e
+        if a.grad is not None or b.grad is not None:
+            raise Mismatch(f"inplace_after_save:{op}: {desc}\n  a grad changed before the error") from e
+        return
+    raise Mismatch(f"inplace_after_save:{op}: {desc}\n  expected a RuntimeError, the backward returned")
+
+
+@prop("overlap_copy", 200)
+def fuzz_overlap_copy(data):
+    rng = draw_rng(data)
+    n = data.draw(st.integers(2, 12), label="n")
+    kind = data.draw(st.sampled_from(["shift", "transpose", "broadcast_row", "strided"]), label="kind")
+    dt = data.draw(st.sampled_from(DTYPES[:4]), label="dtype")
+    base_np = gen_values(rng, (n, n), dt, special=False)
+    base = cgad.from_numpy(base_np.copy())
+    ref = base_np.copy()
+    if kind == "shift":
+        k = data.draw(st.integers(-n + 1, n - 1), label="k")  # the destination k elements after the source
+        flat, rflat = base.reshape(n * n), ref.reshape(n * n)
+        m, d0, s0 = n * n - abs(k), max(k, 0), max(-k, 0)
+        dst, src = flat[d0:d0 + m], flat[s0:s0 + m]
+        rflat[d0:d0 + m] = rflat[s0:s0 + m].copy()
+        ref = rflat.reshape(n, n)
+        desc = f"flat[{d0}:+{m}].copy_(flat[{s0}:+{m}]) of {dt}({n},{n})"
+    elif kind == "transpose":
+        dst, src = base, base.T
+        ref = ref.T.copy()
+        desc = f"m.copy_(m.T) of {dt}({n},{n})"
+    elif kind == "broadcast_row":
+        r = data.draw(st.integers(0, n - 1), label="row")
+        dst, src = base, base[r]
+        ref = np.broadcast_to(ref[r], (n, n)).copy()
+        desc = f"m.copy_(m[{r}]) of {dt}({n},{n})"
+    else:  # even columns from the odd ones, interleaved in one storage
+        h = n // 2
+        dst, src = base[:, 0:2 * h:2], base[:, 1:2 * h:2]
+        ref[:, 0:2 * h:2] = ref[:, 1:2 * h:2].copy()
+        desc = f"m[:, 0:{2 * h}:2].copy_(m[:, 1:{2 * h}:2]) of {dt}({n},{n})"
+    check_call("overlap_copy:" + kind, desc, lambda: dst.copy_(src), set(),
+               lambda r: assert_exact(base, ref, dt))
+
+
+EXTREME_INTS = [2**31 - 1, 2**31, -2**31, -2**31 - 1, 2**53, 2**53 + 1, 2**62 + 1, 2**63 - 1, 2**63, -2**63,
+                -2**63 - 1, 2**64, 2**100, -2**100]
+
+
+@prop("extreme_ints", 300)
+def fuzz_extreme_ints(data):
+    v = data.draw(st.sampled_from(EXTREME_INTS + [0, -7]), label="value")
+    dt = data.draw(st.sampled_from(INTS + FLOATS), label="dtype")
+    kind = data.draw(st.sampled_from(["tensor", "full", "fill_", "masked_fill", "add", "arange", "float_to_int"]),
+                     label="kind")
+    fit = fits(v, dt)
+    desc = f"{kind} with {v} and {dt}"
+    if kind == "tensor":
+        # as torch, every Python int is read as an int64 first, whatever the dtype asked for
+        errs = set() if fits(v, "int64") and fit else {ValueError}
+        call = lambda: cgad.tensor([v, 1], dtype=CG[dt])  # noqa: E731
+        ref = None if errs else np.array([v, 1], dtype=object)
+    elif kind == "full":
+        errs = set() if fit and (dt in INTS or fits(v, "int64") or True) else {ValueError}
+        call = lambda: cgad.full((2,), v, dtype=CG[dt])  # noqa: E731
+        ref = None if errs else np.array([v, v], dtype=object)
+    elif kind == "fill_":
+        errs = set() if fit else {ValueError}
+        call = lambda: cgad.zeros(2, dtype=CG[dt]).fill_(v)  # noqa: E731
+        ref = None if errs else np.array([v, v], dtype=object)
+    elif kind == "masked_fill":
+        errs = set() if fit else {ValueError}
+        call = lambda: cgad.zeros(2, dtype=CG[dt]).masked_fill(cgad.tensor([True, False]), v)  # noqa: E731
+        ref = None if errs else np.array([v, 0], dtype=object)
+    elif kind == "add":
+        errs = set() if fit else {ValueError}
+        call = lambda: cgad.ones(2, dtype=CG[dt]) + v  # noqa: E731
+        bits = 32 if dt == "int32" else 64
+        w = (v + 1 + 2**(bits - 1)) % 2**bits - 2**(bits - 1) if dt in INTS else v + 1  # integer adds wrap, as torch's
+        ref = None if errs else np.array([w, w], dtype=object)
+    elif kind == "arange":
+        start = v
+        end = data.draw(st.sampled_from([v + 3, v - 3, v + 10**6 * 7]), label="end")
+        step = data.draw(st.sampled_from([1, -1, 2**20 + 1]), label="step")
+        vals = list(range(start, end, step))[:8] if (end - start) * step > 0 and abs(end - start) // abs(step) < 8 else None
+        if vals is None:
+            return
+        ok = fits(start, "int64") and fits(end, "int64") and all(fits(x, dt) for x in vals)
+        errs = set() if ok else {ValueError}
+        if dt in FLOATS:  # a float arange of huge ints: allowed to round, checked by shape only
+            errs = errs if not ok else set()
+        call = lambda: cgad.arange(start, end, step, dtype=CG[dt])  # noqa: E731
+        ref = None if errs else np.array(vals, dtype=object)
+        desc += f" to {end} by {step}"
+    else:  # a float holding v converted to an integer dtype
+        src_dt = data.draw(st.sampled_from(FLOATS), label="src_dtype")
+        special = data.draw(st.sampled_from([None, math.nan, math.inf, -math.inf]), label="special")
+        x = special if special is not None else float(np.asarray(float(v), dtype=src_dt)) if fits(v, "int64") or True else v
+        tgt = data.draw(st.sampled_from(INTS), label="target")
+        src = cgad.tensor(np.array([x, 1.0], dtype=src_dt))
+        errs = set() if float_to_int_ok(np.array([x], dtype=src_dt), tgt) else {ValueError}
+        how = data.draw(st.sampled_from(["to", "copy_"]), label="how")
+        call = (lambda: src.to(CG[tgt])) if how == "to" else (lambda: cgad.zeros(2, dtype=CG[tgt]).copy_(src))
+        ref = None if errs else np.array([math.trunc(x), 1], dtype=object)
+        desc = f"{src_dt} {x!r} to {tgt} via {how}"
+        dt = tgt
+
+    def verify(r):
+        got = r.tolist()
+        if dt in INTS:
+            assert got == [int(e) for e in ref], f"{got} != {list(ref)} (exact)"
+        else:
+            want = [float(np.asarray(float(e), dtype=dt)) for e in ref]
+            assert np.allclose(got, want, rtol=1e-6), f"{got} != {want}"
+    check_call("extreme_ints:" + kind, desc, call, errs, verify)
+
+
+@prop("byte_order", 150)
+def fuzz_byte_order(data):
+    rng = draw_rng(data)
+    dt = data.draw(st.sampled_from(DTYPES), label="dtype")
+    shape = draw_shape(data, max_dims=3)
+    order = data.draw(st.sampled_from([">", "<", "="]), label="order")
+    a = gen_values(rng, shape, dt)
+    b = a.astype(np.dtype(dt).newbyteorder(order))
+    if b.ndim and data.draw(st.booleans(), label="reversed"):
+        b = b[::-1]
+        a = a[::-1]
+    how = data.draw(st.sampled_from(["from_numpy", "tensor", "copy_"]), label="how")
+    desc = f"{how}(np {b.dtype.str}{shape})"
+    if how == "from_numpy":
+        call = lambda: cgad.from_numpy(b)  # noqa: E731
+    elif how == "tensor":
+        call = lambda: cgad.tensor(b, dtype=CG[dt])  # noqa: E731
+    else:
+        call = lambda: cgad.zeros(*shape, dtype=CG[dt]).copy_(b)  # noqa: E731
+    check_call("byte_order:" + how, desc, call, set(), lambda r: assert_exact(r, a, dt))
+
+
+@prop("files", 120)
+def fuzz_files(data):
+    import tempfile
+    from safetensors.numpy import save_file
+    from cgad.data import DataLoaderLite, read_shard, write_shard
+    from cgad.models.gpt import GPT
+    rng = draw_rng(data)
+    kind = data.draw(st.sampled_from(["shard", "safetensors"]), label="kind")
+    mutation = data.draw(st.sampled_from(["none", "truncate", "flip", "append", "header_len", "garbage"]), label="mutation")
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, "f.bin" if kind == "shard" else "model.safetensors")
+    if kind == "shard":
+        write_shard(path, rng.integers(0, 300, 600))
+    else:
+        C, V, T = 4, 8, 4
+        w = {"wte.weight": np.ones((V, C), np.float32), "wpe.weight": np.ones((T, C), np.float32),
+             "ln_f.weight": np.ones(C, np.float32), "ln_f.bias": np.zeros(C, np.float32)}
+        for name, shape in (("ln_1.weight", (C,)), ("ln_1.bias", (C,)), ("attn.c_attn.weight", (C, 3 * C)),
+                            ("attn.c_attn.bias", (3 * C,)), ("attn.c_proj.weight", (C, C)), ("attn.c_proj.bias", (C,)),
+                            ("ln_2.weight", (C,)), ("ln_2.bias", (C,)), ("mlp.c_fc.weight", (C, 4 * C)),
+                            ("mlp.c_fc.bias", (4 * C,)), ("mlp.c_proj.weight", (4 * C, C)), ("mlp.c_proj.bias", (C,))):
+            w[f"h.0.{name}"] = rng.standard_normal(shape).astype(np.float32)
+        save_file(w, path)
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump({"n_head": 2}, f)
+    raw = bytearray(open(path, "rb").read())
+    if mutation == "truncate":
+        raw = raw[:int(rng.integers(0, len(raw)))]
+    elif mutation == "flip":
+        i = int(rng.integers(0, len(raw)))
+        raw[i] ^= 1 << int(rng.integers(0, 8))
+    elif mutation == "append":
+        raw += bytes(int(rng.integers(1, 9)))
+    elif mutation == "header_len":
+        raw[:8] = int(rng.integers(0, 2**63)).to_bytes(8, "little")
+    elif mutation == "garbage":
+        raw = bytearray(rng.integers(0, 256, int(rng.integers(0, 2000))).astype(np.uint8).tobytes())
+    with open(path, "wb") as f:
+        f.write(raw)
+    desc = f"{kind} with mutation {mutation} ({len(raw)} bytes)"
+    if kind == "shard":
+        call = lambda: (read_shard(path), DataLoaderLite(2, 8, path).next_batch())  # noqa: E731
+    else:
+        call = lambda: GPT.from_pretrained(folder)  # noqa: E731
+    note_case("files:" + kind, desc)
+    try:
+        call()
+    except (ValueError, UnicodeDecodeError) as e:
+        if isinstance(e, UnicodeDecodeError) or path not in str(e):
+            raise Mismatch(f"files:{kind}: {desc}\n  the error does not name the file: {type(e).__name__}: {e}") from e
+    except Exception as e:  # noqa: BLE001
+        raise Mismatch(f"files:{kind}: {desc}\n  expected success or a ValueError naming the file, got "
+                       f"{type(e).__name__}: {e}") from e
 
 
 # ---------------------------------------------------------------------------------------------

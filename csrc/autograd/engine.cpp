@@ -24,6 +24,43 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
   return false;
 }
 
+Node::~Node() {
+  // The nodes this one alone keeps alive go on a stack; each is destroyed only after its saved
+  // tensors (which may hold the next node through their grad_fn) are dropped and its own edges
+  // moved onto the stack, so its destructor finds nothing left to free.
+  std::vector<std::shared_ptr<Node>> stack;
+  auto take_edges = [&stack](Node& n) {
+    std::vector<std::shared_ptr<Node>> edges = std::move(n.next);
+    n.next.clear();
+    // An input used twice (x * x) is two edges to one node: the first copies are dropped, so
+    // the last sees a count of 1 and goes on the stack instead of being freed right here.
+    for (auto& e : edges) {
+      if (e && e.use_count() == 1) stack.push_back(std::move(e));
+      else e.reset();
+    }
+  };
+  take_edges(*this);
+  while (!stack.empty()) {
+    std::shared_ptr<Node> n = std::move(stack.back());
+    stack.pop_back();
+    for (SavedTensor* t : n->saved) *t = Tensor();
+    take_edges(*n);
+  }
+}
+
+namespace {
+
+// RuntimeError naming the node when a tensor it saved was written in place since.
+void check_saved_versions(const Node& node) {
+  for (const SavedTensor* t : node.saved)
+    if (t->modified())
+      throw RuntimeError(str("backward: one of the tensors needed for gradient computation has been modified by an in-place operation: ",
+                             node.name(), "'s saved tensor of shape ", shape_str(t->shape()), " is at version ", t->version(),
+                             "; expected version ", t->saved_version(), " instead"));
+}
+
+}  // namespace
+
 std::shared_ptr<Node> grad_edge(const Tensor& t) {
   if (!t.requires_grad()) return nullptr;
   if (t.grad_fn()) return t.grad_fn();
@@ -67,13 +104,15 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
   NoGradGuard no_grad;
   std::shared_ptr<Node> root_node = grad_edge(root);
 
-  // Dependency counts over the reachable graph.
+  // Dependency counts over the reachable graph. The saved tensors' versions are checked on the
+  // way, so a stale one is an error before any node has run or any leaf's grad has changed.
   std::unordered_map<Node*, int> deps;
   std::vector<Node*> stack{root_node.get()};
   std::unordered_set<Node*> seen{root_node.get()};
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
+    check_saved_versions(*n);
     for (auto& e : n->next) {
       if (!e) continue;
       deps[e.get()] += 1;

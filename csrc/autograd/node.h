@@ -11,6 +11,8 @@
 
 namespace cgad {
 
+class SavedTensor;
+
 struct Node {
   std::vector<std::shared_ptr<Node>> next;  // one per input; null where no grad flows
   std::vector<Shape> input_shapes;           // to check each returned grad's shape
@@ -19,8 +21,15 @@ struct Node {
   // Set by the engine before backward(): no retain_graph, so this call is the last use of the
   // saved tensors, and a node may reuse a saved buffer nothing else holds for its grad.
   bool final_use = false;
+  // Every SavedTensor member of the node, registered by its constructor.
+  std::vector<SavedTensor*> saved;
 
-  virtual ~Node() = default;
+  Node() = default;
+  Node(const Node&) = delete;  // `saved` points into this object
+  Node& operator=(const Node&) = delete;
+  // Frees the chain of nodes only this one keeps alive with a loop, not one destructor inside
+  // the next: a graph a million ops deep would overflow the stack.
+  virtual ~Node();
   virtual const char* name() const = 0;
   // Given d(loss)/d(output), returns d(loss)/d(input_i) for each input (undefined where
   // next[i] is null or the grad is zero by construction). Runs with grad mode off.
@@ -34,6 +43,28 @@ struct Node {
   // Drops the tensors saved for backward; returns whether there were any.
   virtual bool release_saved() { return false; }
   bool needs_grad(size_t i) const { return i < next.size() && next[i] != nullptr; }
+};
+
+// A tensor a node keeps for its backward, with the version of its storage when it was saved.
+// A node declares it as `SavedTensor x{this};` and assigns it like a Tensor. The engine compares
+// the versions (one integer compare per saved tensor) before the node's backward runs, so an
+// in-place write after the save (copy_, fill_, an optimizer step, through any view or under
+// no_grad) is a RuntimeError naming the node instead of a silently wrong grad, as in torch.
+class SavedTensor : public Tensor {
+ public:
+  explicit SavedTensor(Node* owner) { owner->saved.push_back(this); }
+  SavedTensor(const SavedTensor&) = delete;
+  SavedTensor& operator=(const Tensor& t) {
+    Tensor::operator=(t);
+    version_ = t.defined() ? t.version() : 0;
+    return *this;
+  }
+  SavedTensor& operator=(const SavedTensor& t) { return *this = static_cast<const Tensor&>(t); }
+  bool modified() const { return defined() && version() != version_; }
+  uint64_t saved_version() const { return version_; }
+
+ private:
+  uint64_t version_ = 0;
 };
 
 // Sink of a leaf tensor: adds the incoming grad into leaf.grad.

@@ -100,7 +100,9 @@ Tensor from_numpy(py::array arr) {
   DType dt = dtype_from(arr.dtype());
   if (dt == DType::BFloat16) throw TypeError("from_numpy: numpy has no bfloat16");
   // ascontiguousarray would turn a 0-d array into a 1-d one; a C-order copy keeps the shape.
-  py::array c = arr.attr("copy")("C");
+  // Big-endian (non-native) data is converted to native order, or its bytes would be misread.
+  py::array c = arr.dtype().attr("isnative").cast<bool>() ? arr.attr("copy")("C")
+                                                           : arr.attr("astype")(arr.dtype().attr("newbyteorder")("="), "C");
   Shape shape(c.shape(), c.shape() + c.ndim());
   Tensor t = empty(shape, dt, Device{});
   if (t.numel() > 0) std::memcpy(t.raw_data(), c.data(), size_t(t.numel()) * itemsize(dt));

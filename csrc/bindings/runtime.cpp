@@ -68,7 +68,12 @@ void bind_runtime(py::module_& m) {
     std::memcpy(a.mutable_data(), s.data(), s.size());
     return a;
   });
-  m.def("set_rng_state", [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> a) {
+  m.def("set_rng_state", [](py::handle h) {
+    // exactly a uint8 array: a cast (from floats, wider ints) would silently give another state
+    if (!py::isinstance<py::array>(h) || !py::reinterpret_borrow<py::array>(h).dtype().is(py::dtype::of<uint8_t>()))
+      throw TypeError(str("set_rng_state: expected a 1-D uint8 numpy array (from get_rng_state), got ",
+                          py::str(py::isinstance<py::array>(h) ? h.attr("dtype") : py::type::of(h).attr("__name__")).cast<std::string>()));
+    auto a = py::array_t<uint8_t, py::array::c_style>::ensure(h);
     if (a.ndim() != 1) throw ValueError("set_rng_state: expected a 1-D uint8 array");
     std::vector<uint8_t> s(a.data(), a.data() + a.size());
     Generator::global().set_state(s);

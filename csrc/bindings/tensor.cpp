@@ -2,6 +2,7 @@
 // juggling that torch allows (reshape(2, 3) or reshape((2, 3))) lives in python/cgad/_tensor.py.
 #include "autograd/node.h"
 #include "bindings/common.h"
+#include "core/shape.h"
 
 namespace cgad::bind {
 
@@ -87,6 +88,30 @@ auto binop(const char* name, F f) {
   };
 }
 
+Tensor tensor_arg(py::handle h, const char* op, const char* name) {
+  if (!py::isinstance<Tensor>(h))
+    throw TypeError(str(op, ": ", name, " must be a cgad.Tensor, got ", py::str(py::type::of(h).attr("__name__")).cast<std::string>()));
+  return h.cast<Tensor>();
+}
+
+bool bool_arg(py::handle h, const char* op) {
+  if (!py::isinstance<py::bool_>(h) && !py::isinstance(h, py::module_::import("numpy").attr("bool_")))
+    throw TypeError(str(op, ": expected a bool, got ", py::str(py::type::of(h).attr("__name__")).cast<std::string>()));
+  return h.cast<bool>();
+}
+
+double number_arg(py::handle h, const char* op, const char* name) {
+  if (py::isinstance<Tensor>(h) || !(py::isinstance<py::int_>(h) || py::isinstance<py::float_>(h) ||
+                                     py::isinstance(h, py::module_::import("numpy").attr("number"))))
+    throw TypeError(str(op, ": ", name, " must be a number, got ", py::str(py::type::of(h).attr("__name__")).cast<std::string>()));
+  auto f = py::reinterpret_steal<py::object>(PyNumber_Float(h.ptr()));
+  if (!f) {
+    PyErr_Clear();
+    throw ValueError(str(op, ": ", name, " ", py::str(h).cast<std::string>(), " is too large for a float"));
+  }
+  return f.cast<double>();
+}
+
 }  // namespace
 
 void bind_tensor(py::module_& m) {
@@ -97,7 +122,7 @@ void bind_tensor(py::module_& m) {
       .def_property_readonly("device", &Tensor::device)
       .def_property_readonly("ndim", &Tensor::dim)
       .def_property_readonly("is_leaf", &Tensor::is_leaf)
-      .def_property("requires_grad", &Tensor::requires_grad, &Tensor::set_requires_grad)
+      .def_property("requires_grad", &Tensor::requires_grad, [](Tensor& t, py::handle r) { t.set_requires_grad(bool_arg(r, "requires_grad")); })
       .def_property("grad",
                     [](const Tensor& t) -> py::object { return t.grad().defined() ? py::cast(t.grad()) : py::none(); },
                     [](Tensor& t, py::object g) {
@@ -108,6 +133,7 @@ void bind_tensor(py::module_& m) {
       .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
         return t.grad_fn() ? py::cast(std::string(t.grad_fn()->name())) : py::none();
       })
+      .def_property_readonly("_version", &Tensor::version, "The storage's in-place write count (as torch's _version).")
       .def("dim", &Tensor::dim)
       .def("numel", &Tensor::numel)
       .def("stride", [](const Tensor& t) { return shape_tuple(t.strides()); })
@@ -120,12 +146,13 @@ void bind_tensor(py::module_& m) {
       })
       .def("__hash__", [](py::handle self) { return reinterpret_cast<intptr_t>(self.ptr()); })
       .def("backward", [](const Tensor& t, py::object grad, bool retain_graph) {
-        run_backward(t, grad.is_none() ? Tensor() : grad.cast<Tensor>(), retain_graph);
+        run_backward(t, grad.is_none() ? Tensor() : tensor_arg(grad, "backward", "grad"), retain_graph);
       }, py::arg("grad") = py::none(), py::arg("retain_graph") = false,
          "Back-propagates from this tensor into the .grad of every leaf that requires grad.")
       .def("detach", &Tensor::detach,
            "A tensor sharing this data with no autograd history: one of the two ways out of the graph.")
-      .def("requires_grad_", [](Tensor& t, bool r) { t.set_requires_grad(r); return t; }, py::arg("requires_grad") = true)
+      .def("requires_grad_", [](Tensor& t, py::handle r) { t.set_requires_grad(bool_arg(r, "requires_grad_")); return t; },
+           py::arg("requires_grad") = true)
       .def("contiguous", [](const Tensor& t) { return contiguous(t); })
       .def("clone", [](const Tensor& t) { return clone(t); })
       .def("numpy", &to_numpy, "A host copy as a numpy array (not part of the graph); bfloat16 comes out as float32.")
@@ -149,7 +176,7 @@ void bind_tensor(py::module_& m) {
         return py::cast(pow(a, b));
       })
       .def("__rpow__", binop("pow", [](const Tensor& a, const Tensor& b) { return pow(b, a); }))
-      .def("__matmul__", [](const Tensor& a, const Tensor& b) { return matmul(a, b); })
+      .def("__matmul__", [](const Tensor& a, py::handle b) { return matmul(a, tensor_arg(b, "matmul", "other")); })
       .def("__eq__", binop("eq", [](const Tensor& a, const Tensor& b) { return compare(a, b, CompareOp::EQ); }))
       .def("__ne__", binop("ne", [](const Tensor& a, const Tensor& b) { return compare(a, b, CompareOp::NE); }))
       .def("__lt__", binop("lt", [](const Tensor& a, const Tensor& b) { return compare(a, b, CompareOp::LT); }))
@@ -170,8 +197,16 @@ void bind_tensor(py::module_& m) {
         check_int_pow(a, b, o);
         return pow(a, b);
       })
-      .def("matmul", [](const Tensor& a, const Tensor& b) { return matmul(a, b); })
-      .def("masked_fill", [](const Tensor& t, const Tensor& mask, double v) { return masked_fill(t, mask, v); })
+      .def("matmul", [](const Tensor& a, py::handle b) { return matmul(a, tensor_arg(b, "matmul", "other")); })
+      .def("masked_fill", [](const Tensor& t, py::handle mask, py::handle v) {
+        const Tensor m = tensor_arg(mask, "masked_fill", "mask");
+        const bool big_int = py::isinstance<py::int_>(v) && !py::isinstance<py::bool_>(v) && is_integral(t.dtype()) &&
+                             (v > py::int_(1LL << 53) || v < py::int_(-(1LL << 53)));
+        // such an int fills an integer tensor exactly (not through a double), or is a ValueError
+        if (big_int && m.dtype() == DType::Bool && broadcast_shapes(t.shape(), m.shape(), "masked_fill") == t.shape())
+          return where(m, operand(t, v, "masked_fill"), t);
+        return masked_fill(t, m, number_arg(v, "masked_fill", "value"));
+      })
       .def("transpose", [](const Tensor& t, py::handle a, py::handle b) {
         return transpose(t, dim_arg(a, "transpose"), dim_arg(b, "transpose"));
       }, py::arg("dim0"), py::arg("dim1"))

@@ -38,6 +38,9 @@ void* Tensor::raw_data() const {
   return address();
 }
 
+uint64_t Tensor::version() const { return impl_->storage->version(); }
+void Tensor::bump_version() const { impl_->storage->bump_version(); }
+
 bool Tensor::requires_grad() const { return impl_->requires_grad; }
 
 void Tensor::set_requires_grad(bool r) {

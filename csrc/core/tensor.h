@@ -35,6 +35,9 @@ class Tensor {
   void* raw_data() const;
   void* address() const;  // the same pointer, unchecked: for identity and overlap tests only
   template <typename T> T* data() const { return static_cast<T*>(raw_data()); }
+  // The storage's version counter (core/storage.h): every in-place op calls bump_version.
+  uint64_t version() const;
+  void bump_version() const;
 
   bool requires_grad() const;
   void set_requires_grad(bool r);  // TypeError for integer tensors; RuntimeError for non-leaves

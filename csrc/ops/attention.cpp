@@ -46,7 +46,7 @@ Tensor empty_in_layout_of(const Shape& shape, const Tensor& like) {
 }
 
 struct AttentionBackward : Node {
-  Tensor q, k, v, out, lse;  // last dims contiguous (views of the inputs); lse (H.., L)
+  SavedTensor q{this}, k{this}, v{this}, out{this}, lse{this};  // last dims contiguous (views of the inputs); lse (H.., L)
   AttentionDims d;
   bool causal = false;
   double scale = 1.0;

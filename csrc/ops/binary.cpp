@@ -27,7 +27,7 @@ Tensor binary_forward(const Tensor& a, const Tensor& b, BinOp op) {
 
 struct BinaryBackward : Node {
   BinOp op = BinOp::Add;
-  Tensor a, b, out;  // saved only where the VJP needs them
+  SavedTensor a{this}, b{this}, out{this};  // saved only where the VJP needs them
   DType a_dtype = DType::Float32, b_dtype = DType::Float32;
   const char* name() const override {
     switch (op) {
@@ -112,11 +112,13 @@ void add_(Tensor& a, const Tensor& b) {
   if (shape != a.shape())
     throw ValueError(str("add_: cannot add shape ", shape_str(b.shape()), " into shape ", shape_str(a.shape()), " in place"));
   add_inplace_kernel()(a.device(), a, cast(b, a.dtype()));
+  a.bump_version();
 }
 
 void mul_scalar_(Tensor& a, double s) {
   if (!is_floating(a.dtype())) throw TypeError(str("mul_: expected a floating point tensor, got ", dtype_name(a.dtype())));
   mul_scalar_inplace_kernel()(a.device(), a, s);
+  a.bump_version();
 }
 
 }  // namespace cgad

@@ -22,7 +22,7 @@ Tensor compare(const Tensor& a, const Tensor& b, CompareOp op) {
 namespace {
 
 struct WhereBackward : Node {
-  Tensor cond;
+  SavedTensor cond{this};
   DType a_dtype = DType::Float32, b_dtype = DType::Float32;
   const char* name() const override { return "WhereBackward"; }
   bool release_saved() override {

@@ -1,5 +1,6 @@
 // Fill, copies within and across devices, and dtype conversion; the data-level helpers (cast,
 // contiguous_data) every op uses. Kernels: kernels/elementwise.h.
+#include <cmath>
 #include "autograd/node.h"
 #include "core/allocator.h"
 #include "core/shape.h"
@@ -27,7 +28,15 @@ Tensor full(const Shape& shape, double value, DType dtype, Device device) {
 Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
 
-void fill_(const Tensor& t, double value) { fill_kernel()(t.device(), t, value); }
+void fill_(const Tensor& t, double value) {
+  if (is_integral(t.dtype())) {  // as torch: never a wrapped or undefined integer
+    const double lo = t.dtype() == DType::Int32 ? -2147483648.0 : -9223372036854775808.0;
+    if (!(std::trunc(value) >= lo && value < -lo))
+      throw ValueError(str("fill_: value ", value, " cannot be converted to ", dtype_name(t.dtype()), " without overflow"));
+  }
+  fill_kernel()(t.device(), t, value);
+  t.bump_version();
+}
 
 Tensor cast(const Tensor& t, DType dtype) {
   if (t.dtype() == dtype) return t;
@@ -105,6 +114,7 @@ void copy_(const Tensor& dst, const Tensor& src) {
   if (s.device() != dst.device()) s = move_data(s, dst.device());
   else if (s.impl()->storage == dst.impl()->storage) s = clone(s);  // may overlap: read it all first
   copy_kernel()(dst.device(), dst, s);
+  dst.bump_version();
 }
 
 Tensor to_dtype(const Tensor& t, DType dtype) {

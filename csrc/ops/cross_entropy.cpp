@@ -14,9 +14,9 @@ CGAD_DEFINE_KERNEL(cross_entropy_backward_kernel, void(const Tensor&, const Tens
 namespace {
 
 struct CrossEntropyBackward : Node {
-  Tensor logits;   // the logits' shape, contiguous
-  Tensor lse;      // (N,) log-sum-exp of each row
-  Tensor targets;  // (N,) int64
+  SavedTensor logits{this};   // the logits' shape, contiguous
+  SavedTensor lse{this};      // (N,) log-sum-exp of each row
+  SavedTensor targets{this};  // (N,) int64
   int64_t ignore_index = -100;
   Shape in_shape;
   const char* name() const override { return "CrossEntropyBackward"; }

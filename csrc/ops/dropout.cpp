@@ -12,7 +12,7 @@ CGAD_DEFINE_KERNEL(dropout_mask_kernel, void(const Tensor&, double, uint64_t, ui
 namespace {
 
 struct DropoutBackward : Node {
-  Tensor mask;  // the forward's scale per element: 0 or 1/(1-p)
+  SavedTensor mask{this};  // the forward's scale per element: 0 or 1/(1-p)
   const char* name() const override { return "DropoutBackward"; }
   bool release_saved() override { bool had = mask.defined(); mask = Tensor(); return had; }
   std::vector<Tensor> backward(const Tensor& g) override { return {mul(g, mask)}; }

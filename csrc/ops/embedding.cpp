@@ -11,7 +11,7 @@ CGAD_DEFINE_KERNEL(embedding_backward_kernel, void(const Tensor&, const Tensor&,
 namespace {
 
 struct EmbeddingBackward : Node {
-  Tensor ids;    // the ids as int64, contiguous
+  SavedTensor ids{this};    // the ids as int64, contiguous
   Shape wshape;  // (V, C)
   const char* name() const override { return "EmbeddingBackward"; }
   bool release_saved() override { bool had = ids.defined(); ids = Tensor(); return had; }

@@ -10,7 +10,7 @@ CGAD_DEFINE_KERNEL(gelu_backward_kernel, void(const Tensor&, const Tensor&, cons
 namespace {
 
 struct GeluBackward : Node {
-  Tensor x;  // the forward's input, contiguous
+  SavedTensor x{this};  // the forward's input, contiguous
   bool tanh_approx = false;
   const char* name() const override { return "GeluBackward"; }
   bool release_saved() override { bool had = x.defined(); x = Tensor(); return had; }

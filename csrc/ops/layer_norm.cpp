@@ -15,7 +15,7 @@ CGAD_DEFINE_KERNEL(layer_norm_backward_kernel, void(const Tensor&, const Tensor&
 namespace {
 
 struct LayerNormBackward : Node {
-  Tensor x, w, mean, rstd;  // x (N, C) contiguous; w (C,) or undefined; mean, rstd (N,)
+  SavedTensor x{this}, w{this}, mean{this}, rstd{this};  // x (N, C) contiguous; w (C,) or undefined; mean, rstd (N,)
   Shape x_shape, wshape;
   const char* name() const override { return "LayerNormBackward"; }
   bool release_saved() override {

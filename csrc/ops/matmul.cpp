@@ -89,7 +89,7 @@ Tensor matmul_nd_forward(const Tensor& a_in, const Tensor& b_in) {
 Tensor matmul_nd(const Tensor& a, const Tensor& b);
 
 struct MatmulBackward : Node {
-  Tensor a, b;
+  SavedTensor a{this}, b{this};
   bool fold = false;  // b was one matrix shared by a's batch
   const char* name() const override { return "MatmulBackward"; }
   bool release_saved() override { bool had = a.defined() || b.defined(); a = b = Tensor(); return had; }
@@ -120,7 +120,7 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 }
 
 struct LinearBackward : Node {
-  Tensor x, w;  // x as (rows, in)
+  SavedTensor x{this}, w{this};  // x as (rows, in)
   const char* name() const override { return "LinearBackward"; }
   bool release_saved() override { bool had = x.defined() || w.defined(); x = w = Tensor(); return had; }
   std::vector<Tensor> backward(const Tensor& g_in) override {

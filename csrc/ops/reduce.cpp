@@ -109,7 +109,7 @@ void max_rows(const Plan& p, Tensor& values, Tensor& indices, const char* op) {
 }
 
 struct MaxAllBackward : Node {
-  Tensor x, out;
+  SavedTensor x{this}, out{this};
   const char* name() const override { return "MaxBackward"; }
   bool release_saved() override { bool had = x.defined(); x = out = Tensor(); return had; }
   std::vector<Tensor> backward(const Tensor& g) override {
@@ -120,7 +120,7 @@ struct MaxAllBackward : Node {
 };
 
 struct MaxDimBackward : Node {
-  Tensor indices;  // keepdim shape
+  SavedTensor indices{this};  // keepdim shape
   int64_t dim = 0;
   Shape keep_shape;
   DType dtype = DType::Float32;

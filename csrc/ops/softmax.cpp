@@ -13,7 +13,7 @@ CGAD_DEFINE_KERNEL(softmax_backward_kernel, void(const Tensor&, const Tensor&, c
 namespace {
 
 struct SoftmaxBackward : Node {
-  Tensor y;  // (N, C) the forward's output
+  SavedTensor y{this};  // (N, C) the forward's output
   bool log = false;
   const char* name() const override { return log ? "LogSoftmaxBackward" : "SoftmaxBackward"; }
   bool release_saved() override { bool had = y.defined(); y = Tensor(); return had; }

@@ -22,7 +22,7 @@ Tensor unary_forward(const Tensor& a, UnOp op) {
 
 struct UnaryBackward : Node {
   UnOp op = UnOp::Neg;
-  Tensor a, out;
+  SavedTensor a{this}, out{this};
   const char* name() const override {
     switch (op) {
       case UnOp::Neg: return "NegBackward";

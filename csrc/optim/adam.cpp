@@ -75,6 +75,7 @@ void Adam::step() {
     if (slots.empty()) continue;
     const AdamHyper hp{grp.lr, grp.beta1, grp.beta2, grp.eps, grp.weight_decay, decoupled_};
     adam_kernel()(slots.front().param.device(), slots, hp);
+    for (const AdamSlot& slot : slots) slot.param.bump_version();
     for (AdamState* st : stepped) st->step += 1;
   }
 }

@@ -23,6 +23,7 @@ Tensor clip_grad_norm(const std::vector<Tensor>& grads, double max_norm) {
   Tensor norm = empty({}, DType::Float32, device);
   grad_norm_kernel()(device, norm, dense);
   clip_scale_kernel()(device, originals, norm, max_norm);
+  for (const Tensor& g : originals) g.bump_version();
   return norm;
 }
 

@@ -20,23 +20,47 @@ def _as_array(data, dtype):
             if arr.dtype.kind == "f":
                 arr = arr.astype(np.float32)
             elif arr.dtype.kind in "iu":
-                arr = arr.astype(np.int64)
+                arr = _to_int64(arr)
             else:
                 raise TypeError(f"tensor: unsupported numpy dtype {arr.dtype}")
         return arr, dtype
     try:
         arr = np.asarray(data)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise ValueError(f"tensor: cannot build a tensor from {type(data).__name__}: {e}") from None
     kind = arr.dtype.kind
+    if kind in "fuO":  # where numpy puts ints beyond int64 (as float64 when mixed with small ones)
+        big = _int_beyond_int64(data)
+        if big is not None:
+            raise ValueError(f"tensor: the Python int {big} does not fit in int64")
     if kind == "f":
         arr = arr.astype(np.float32)
     elif kind in "iu":
-        arr = arr.astype(np.int64)
+        arr = _to_int64(arr)
     elif kind != "b":
         raise TypeError(f"tensor: expected numbers (or nested lists of numbers), got {type(data).__name__} "
                         f"with elements of numpy kind {arr.dtype.name!r}")
     return arr, dtype
+
+
+def _int_beyond_int64(data):
+    """The first Python int outside int64 in nested lists/tuples of data, else None (as torch,
+    which reads every int as an int64, such an int is an error even in a float tensor)."""
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, int) and not isinstance(v, builtins.bool) and not -2**63 <= v < 2**63:
+            return v
+    return None
+
+
+def _to_int64(arr):
+    """arr (any integer dtype) as int64; ValueError for a value int64 cannot hold (uint64's top half)."""
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() >= 2**63:
+        raise ValueError(f"tensor: the value {int(arr.max())} does not fit in int64")
+    return arr.astype(np.int64)
 
 
 def _finish(t, dtype, device, requires_grad):
@@ -51,6 +75,11 @@ def _finish(t, dtype, device, requires_grad):
 def tensor(data, dtype=None, device="cpu", requires_grad=False):
     """A new tensor holding a copy of `data` (a number, nested list, numpy array or tensor)."""
     arr, dtype = _as_array(data, dtype)
+    if dtype is not None and arr.dtype.kind in "iu" and arr.size and _C.dtype_of(dtype) == _C.dtype.int32:
+        # numbers given for an int32 tensor must fit it (a cast between tensors wraps, as torch's)
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < -2**31 or hi >= 2**31:
+            raise ValueError(f"tensor: the value {hi if hi >= 2**31 else lo} does not fit in int32")
     return _finish(_C.from_numpy(arr), dtype, device, requires_grad)
 
 
@@ -104,7 +133,18 @@ def full(size, fill_value, dtype=None, device="cpu", requires_grad=False):
         dtype = (_C.dtype.bool if isinstance(fill_value, builtins.bool)
                  else _C.dtype.int64 if isinstance(fill_value, numbers.Integral) else _C.dtype.float32)
     _check_fits(fill_value, _C.dtype_of(dtype), "full")
-    return _created(_C.full(_shape((size,), "full"), float(fill_value), dtype, device), device, requires_grad)
+    shape = _shape((size,), "full")
+    if isinstance(fill_value, numbers.Integral) and abs(int(fill_value)) > 2**53 and _C.dtype_of(dtype) in _INT_RANGE:
+        # beyond 2**53 a double would round the int: copied in exactly from an int64 scalar
+        value = _C.from_numpy(np.array(int(fill_value), dtype=np.int64))
+        t = _C.empty(shape, dtype, device)
+        _C.copy_(t, _C.to_device(value, t.device))
+        return _created(t, device, requires_grad)
+    try:
+        value = float(fill_value)
+    except OverflowError:
+        raise ValueError(f"full: value {fill_value} is too large for {_C.dtype_of(dtype)!r}") from None
+    return _created(_C.full(shape, value, dtype, device), device, requires_grad)
 
 
 _INT_RANGE = {_C.dtype.int32: (-2**31, 2**31), _C.dtype.int64: (-2**63, 2**63)}
@@ -120,11 +160,13 @@ def _check_fits(value, dtype, op):
 
 def zeros_like(t, dtype=None, requires_grad=False):
     """Zeros with t's shape (and dtype unless given)."""
+    _check_tensor(t, "zeros_like")
     return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False):
     """Ones with t's shape (and dtype unless given)."""
+    _check_tensor(t, "ones_like")
     return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
 
 
@@ -145,9 +187,24 @@ def arange(start, end=None, step=1, dtype=None, device="cpu"):
     for name, v in (("start", start), ("end", end), ("step", step)):
         if isinstance(v, builtins.bool) or not isinstance(v, numbers.Real):
             raise TypeError(f"arange: {name} must be a number, got {type(v).__name__}")
+    ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
     if dtype is None:
-        ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = _C.dtype.int64 if ints else _C.dtype.float32
+    if ints and max(abs(int(start)), abs(int(end)), abs(int(step))) > 2**53:
+        # past 2**53 doubles skip integers: computed exactly in Python ints instead
+        if step == 0:
+            raise ValueError("arange: step must be nonzero")
+        for name, v in (("start", start), ("end", end)):
+            if not -2**63 <= int(v) < 2**63:
+                raise ValueError(f"arange: {name} {int(v)} does not fit in int64")
+        start, end, step = int(start), int(end), int(step)
+        n = max(0, (end - start + step - (1 if step > 0 else -1)) // step)
+        if n and _C.dtype_of(dtype) in _INT_RANGE:
+            _check_fits(start + step * (n - 1), _C.dtype_of(dtype), "arange")
+        # int64 wraps modulo 2**64, so start + step * i is exact whenever the result fits
+        with np.errstate(over="ignore"):
+            values = np.int64(start) + np.int64(step if n > 1 else 0) * np.arange(n, dtype=np.int64)
+        return _created(_C.to_dtype(_C.from_numpy(values), dtype), device, False)
     return _created(_C.arange(float(start), float(end), float(step), dtype, device), device, False)
 
 
@@ -169,6 +226,11 @@ def multinomial(probs, num_samples, replacement=False):
     _check_tensor(probs, "multinomial", "probs")
     if replacement:
         raise ValueError("multinomial: replacement=True is not supported")
+    if isinstance(num_samples, builtins.bool) or not isinstance(num_samples, numbers.Integral):
+        raise TypeError(f"multinomial: num_samples must be an int, got {num_samples!r} of type "
+                        f"{type(num_samples).__name__}")
+    if not 0 <= num_samples < 2**63:
+        raise ValueError(f"multinomial: num_samples must be in [0, 2**63), got {num_samples}")
     return _C.multinomial(probs, int(num_samples))
 
 

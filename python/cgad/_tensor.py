@@ -238,6 +238,8 @@ def _cuda(self, device=None):
 @_method
 def _type_as(self, other):
     """This tensor in other's dtype."""
+    if not isinstance(other, Tensor):
+        raise TypeError(f"type_as: other must be a cgad.Tensor, got {type(other).__name__}")
     return _C.to_dtype(self, other.dtype)
 
 
@@ -310,7 +312,13 @@ def _copy_(self, src):
     Not recorded by autograd: use it under no_grad on parameters (loading weights, init).
     """
     if not isinstance(src, Tensor):
-        src = _C.from_numpy(np.asarray(src, dtype=self.numpy().dtype if self.dtype != _C.dtype.bfloat16 else np.float32))
+        # Converted by the engine's checked copy, not numpy's cast (which turns NaN into an
+        # arbitrary integer and wraps out-of-range values with only a warning).
+        from cgad._creation import _as_array
+        arr, _ = _as_array(src, None)
+        if arr.dtype.kind == "f" and self.dtype == _C.dtype.float64:
+            arr = np.asarray(src, dtype=np.float64)  # not through float32
+        src = _C.from_numpy(arr)
     _C.copy_(self, src)
     return self
 
@@ -325,9 +333,20 @@ def _zero_(self):
 @_method
 def _fill_(self, value):
     """Sets every element to value in place (not recorded by autograd)."""
-    if not isinstance(value, numbers.Number):
-        raise TypeError(f"fill_: value must be a number, got {type(value).__name__}")
-    _C.fill_(self, float(value))
+    if isinstance(value, Tensor) or not isinstance(value, numbers.Real):
+        raise TypeError(f"fill_: value must be a real number, got {type(value).__name__}")
+    from cgad._creation import _INT_RANGE, _check_fits
+    if isinstance(value, numbers.Integral) and self.dtype in _INT_RANGE:
+        _check_fits(int(value), self.dtype, "fill_")  # named exactly, not as the double it rounds to
+    if isinstance(value, numbers.Integral) and abs(int(value)) > 2**53 and self.dtype in _INT_RANGE:
+        # a double would round it: copied from an exact int64
+        _C.copy_(self, _C.to_device(_C.from_numpy(np.array(int(value), dtype=np.int64)), self.device))
+        return self
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"fill_: value {value} cannot be converted to {self.dtype!r} without overflow") from None
+    _C.fill_(self, value)
     return self
 
 

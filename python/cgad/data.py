@@ -1,8 +1,10 @@
 """Token shards in llm.c's .bin format and DataLoaderLite, the batch loader of build-nanogpt.
 
 A shard is a 256 x int32 header (magic 20240520, version 1, token count, then zeros) followed by
-the tokens as uint16. Shards are memory-mapped, so a loader over gigabytes of tokens costs no RAM
-until batches are read.
+the tokens as uint16. A loader reads each batch from the open file (no memory map, which would
+end in SIGBUS if the file shrank under it), so gigabytes of tokens cost no RAM; a shard whose size
+changes after it was opened is a ValueError naming it. Shards are written to a new file and renamed
+into place, so a reader of the old file keeps reading the old, complete tokens.
 """
 import glob
 import os
@@ -30,21 +32,32 @@ def write_shard(path, tokens):
                          f"[{tokens.min()}, {tokens.max()}] for {path}")
     header = np.zeros(HEADER_INTS, dtype=np.int32)
     header[0], header[1], header[2] = MAGIC, VERSION, tokens.size
-    with open(path, "wb") as f:
-        f.write(header.tobytes())
-        f.write(tokens.astype(np.uint16).tobytes())
-
-
-def _check_header(path):
-    """Validate a shard's header and size; return its token count."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"token shard not found: {path}")
-    size = os.path.getsize(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(header.tobytes())
+            f.write(tokens.astype(np.uint16).tobytes())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _check_header(path, f=None):
+    """Validate a shard's header and size (of the open file f when given); return its token count."""
+    path = os.fspath(path)
+    if f is None:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"token shard not found: {path}")
+        with open(path, "rb") as f:
+            return _check_header(path, f)
+    size = os.fstat(f.fileno()).st_size
     if size < HEADER_BYTES:
         raise ValueError(f"{path}: not a token shard: {size} bytes, shorter than the "
                          f"{HEADER_BYTES}-byte header")
-    header = np.fromfile(path, dtype=np.int32, count=HEADER_INTS)
+    f.seek(0)
+    header = np.frombuffer(f.read(HEADER_BYTES), dtype="<i4")
     if header[0] != MAGIC:
         raise ValueError(f"{path}: bad magic number {header[0]} (expected {MAGIC}); "
                          f"not an llm.c .bin shard")
@@ -61,12 +74,56 @@ def _check_header(path):
     return count
 
 
+class _Shard:
+    """An open shard, sliced like an array of its tokens: each slice is read from the file, after
+    checking that the file still has the size it was opened with."""
+
+    def __init__(self, path):
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"token shard not found: {path}")
+        self.path = path
+        self._file = open(path, "rb")
+        try:
+            self._count = _check_header(path, self._file)
+        except BaseException:
+            self._file.close()
+            raise
+        self._size = HEADER_BYTES + 2 * self._count
+
+    def __len__(self):
+        return self._count
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            raise TypeError(f"{self.path}: shards are read by slice, got {type(index).__name__}")
+        start, stop, step = index.indices(self._count)
+        if step != 1:
+            raise ValueError(f"{self.path}: shards are read by contiguous slices, got step {step}")
+        n = max(stop - start, 0)
+        size = os.fstat(self._file.fileno()).st_size
+        if size != self._size:
+            raise ValueError(f"{self.path}: the shard changed size while open ({self._size} bytes "
+                             f"when opened, {size} now); shards must be replaced by renaming a "
+                             f"new file into place, not rewritten")
+        self._file.seek(HEADER_BYTES + 2 * start)
+        data = self._file.read(2 * n)
+        if len(data) != 2 * n:
+            raise ValueError(f"{self.path}: the shard changed while open (read {len(data)} of "
+                             f"{2 * n} bytes)")
+        return np.frombuffer(data, dtype="<u2").astype(np.uint16)
+
+    def close(self):
+        self._file.close()
+
+
 def read_shard(path):
-    """Memory-map an llm.c .bin shard; returns a read-only uint16 array of its tokens."""
-    count = _check_header(path)
-    if count == 0:
-        return np.zeros(0, dtype=np.uint16)
-    return np.memmap(path, dtype=np.uint16, mode="r", offset=HEADER_BYTES, shape=(count,))
+    """Read an llm.c .bin shard; returns a uint16 array of its tokens (an in-memory copy)."""
+    shard = _Shard(path)
+    try:
+        return shard[:]
+    finally:
+        shard.close()
 
 
 def resolve_files(files):
@@ -163,8 +220,10 @@ class DataLoaderLite:
         self._load_shard(0)
 
     def _load_shard(self, index):
-        self.current_shard = index
-        self.tokens = read_shard(self.files[index])
+        shard = _Shard(self.files[index])
+        if getattr(self, "tokens", None) is not None:
+            self.tokens.close()
+        self.current_shard, self.tokens = index, shard
         self.current_position = self.B * self.T * self.process_rank
 
     def next_batch(self):
@@ -192,7 +251,11 @@ class DataLoaderLite:
 
     def load_state_dict(self, state):
         """Continue from a position saved by state_dict()."""
-        shard, position = int(state["shard"]), int(state["position"])
+        try:
+            shard, position = int(state["shard"]), int(state["position"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"DataLoaderLite.load_state_dict: expected a state_dict() with 'shard' and "
+                             f"'position' ints, got {state!r} ({e})") from None
         names = [os.path.basename(p) for p in self.files]
         if "files" in state and list(state["files"]) != names:
             raise ValueError(f"DataLoaderLite.load_state_dict: saved shards {state['files']} "

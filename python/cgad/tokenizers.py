@@ -72,7 +72,7 @@ class CharTokenizer:
     def load(cls, path):
         """Read a vocabulary written by save()."""
         spec = _read_json(path)
-        if spec.get("type") != "char" or not isinstance(spec.get("chars"), str):
+        if not isinstance(spec, dict) or spec.get("type") != "char" or not isinstance(spec.get("chars"), str):
             raise ValueError(f"{path}: not a char tokenizer file")
         return cls(spec["chars"])
 
@@ -203,8 +203,8 @@ def get_tokenizer(name, vocab_dir=None, text=None, log=print):
 
 def tokenizer_from_spec(spec, vocab_dir=None):
     """Rebuild a tokenizer from its spec() (as stored in run folders and shard folders)."""
-    kind = spec.get("type")
-    if kind == "char":
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if kind == "char" and isinstance(spec.get("chars"), str):
         return CharTokenizer(spec["chars"])
     if kind == "gpt2":
         return load_gpt2(vocab_dir)

@@ -1,5 +1,5 @@
 // The backward engine: topological order over a diamond, accumulation into leaves, released
-// graphs, retain_graph, no_grad.
+// graphs, retain_graph, no_grad, saved-tensor versions, graphs deeper than the stack.
 #include "autograd/node.h"
 #include "autograd/autocast.h"
 #include "check.h"
@@ -29,6 +29,26 @@ int main() {
   Tensor v = sum(reshape(transpose(a, 0, 1), {4}), {}, false);  // views keep the graph
   run_backward(v, Tensor(), false);
   CHECK(a.grad().defined() && a.grad().data<double>()[3] == 1.0);
+  // A saved tensor written in place after the save is an error at backward, before any grad.
+  Tensor p = full({3}, 1.0, DType::Float64, Device{});
+  p.set_requires_grad(true);
+  Tensor q = full({3}, 2.0, DType::Float64, Device{});
+  Tensor pq = sum(mul(p, q), {}, false);
+  const uint64_t v0 = q.version();
+  fill_(q, 5.0);  // MulBackward saved q for p's grad
+  CHECK(q.version() == v0 + 1);
+  CHECK_THROWS(RuntimeError, run_backward(pq, Tensor(), false));
+  CHECK(!p.grad().defined());
+  // A chain deeper than any stack frees itself (and, under ASan's leak check, completely).
+  {
+    Tensor leaf = full({1}, 1.0, DType::Float32, Device{});
+    leaf.set_requires_grad(true);
+    Tensor chain = leaf;
+    for (int i = 0; i < 200000; ++i) chain = mul(chain, full({}, 1.0, DType::Float32, Device{}));
+    run_backward(sum(chain, {}, false), Tensor(), false);
+    CHECK(leaf.grad().data<float>()[0] == 1.0f);
+    for (int i = 0; i < 200000; ++i) chain = mul(chain, chain);  // never run: its saved tensors hold the chain too
+  }
   // Autocast state sits beside grad mode: per device type, restored by its guard.
   CHECK(!Autocast::get(DeviceType::CPU).enabled);
   {

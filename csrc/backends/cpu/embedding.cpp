@@ -25,8 +25,13 @@ void forward(const Tensor& out, const Tensor& w, const Tensor& ids) {
 }
 
 void backward(const Tensor& dw, const Tensor& g, const Tensor& ids) {
-  const int64_t C = dw.size(1), N = ids.numel();
+  const int64_t V = dw.size(0), C = dw.size(1), N = ids.numel();
   const int64_t* id = ids.data<int64_t>();
+  // The forward checked these ids, but an id is a row written here: checked again (one pass, on
+  // one thread, before the OpenMP region), so no path can turn into a write outside the table.
+  for (int64_t i = 0; i < N; ++i)
+    if (id[i] < 0 || id[i] >= V)
+      throw IndexError(str("embedding backward: index ", id[i], " is out of range for a table of ", V, " rows"));
   dispatch_float(g.dtype(), "embedding", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* pg = g.data<T>();

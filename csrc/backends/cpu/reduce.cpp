@@ -91,6 +91,8 @@ void max_rows(const Tensor& values, const Tensor& indices, const Tensor& src, in
 
 void max_backward(const Tensor& grad_in, const Tensor& g, const Tensor& indices, int64_t outer, int64_t n, int64_t inner) {
   const int64_t* ix = indices.data<int64_t>();
+  for (int64_t j = 0; j < outer * inner; ++j)  // each index is a write: never outside the dim
+    if (ix[j] < 0 || ix[j] >= n) throw IndexError(str("max backward: index ", ix[j], " is out of range for a dim of size ", n));
   dispatch_float(grad_in.dtype(), "max backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* pg = g.data<T>();

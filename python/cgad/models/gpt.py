@@ -185,26 +185,37 @@ class GPT(nn.Module):
     @classmethod
     def from_pretrained(cls, path):
         """GPT-2 weights from a Hugging Face folder (config.json + model.safetensors) or a
-        .safetensors file, in OpenAI's, transformers' or nanoGPT's layout; no torch needed."""
-        tensors, hf_config = _read_pretrained(path)
-        config = _config_from_weights(tensors, hf_config, path)
+        .safetensors file, in OpenAI's, transformers' or nanoGPT's layout (float32, float16 or
+        bfloat16, loaded as float32); no torch needed. The whole file is checked (names, layer
+        indices, shapes) before the model is built."""
+        weights, entries, hf_config = _read_pretrained_header(path)
+        config, conv1d = _config_from_weights(entries, hf_config, weights)
+        tensors = _read_pretrained_tensors(weights, entries, conv1d)
         model = cls(config)
-        try:
-            model.load_state_dict(tensors)
-        except KeyError as e:
-            raise ValueError(f"{path}: weights do not match GPT-2's names: {e}") from None
+        model.load_state_dict(tensors)
         return model
 
 
 # n_embd -> n_head for the GPT-2 family, used when no config.json says otherwise
 GPT2_HEADS = {768: 12, 1024: 16, 1280: 20, 1600: 25}
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+# a block's parameters -> their shape given C, as nn.Linear stores them ((out, in))
+_BLOCK_SHAPES = {
+    "ln_1.weight": lambda C: (C,), "ln_1.bias": lambda C: (C,),
+    "attn.c_attn.weight": lambda C: (3 * C, C), "attn.c_attn.bias": lambda C: (3 * C,),
+    "attn.c_proj.weight": lambda C: (C, C), "attn.c_proj.bias": lambda C: (C,),
+    "ln_2.weight": lambda C: (C,), "ln_2.bias": lambda C: (C,),
+    "mlp.c_fc.weight": lambda C: (4 * C, C), "mlp.c_fc.bias": lambda C: (4 * C,),
+    "mlp.c_proj.weight": lambda C: (C, 4 * C), "mlp.c_proj.bias": lambda C: (C,),
+}
 
 
-def _read_pretrained(path):
-    """Read (tensors renamed to this model's names, config.json dict or {}) from path."""
-    from safetensors import safe_open
+def _read_pretrained_header(path):
+    """(weights file, {this model's name: Entry}, config.json dict or {}) for path, with every
+    file name in an error; reads no tensor data."""
+    from cgad import _safetensors
 
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"pretrained weights not found: {path}")
     folder, weights = (path, os.path.join(path, "model.safetensors")) if os.path.isdir(path) \
@@ -214,27 +225,97 @@ def _read_pretrained(path):
     hf_config = {}
     config_path = os.path.join(folder, "config.json")
     if os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as f:
-            hf_config = json.load(f)
+        try:
+            with open(config_path, encoding="utf-8") as f:
+                hf_config = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{config_path}: not valid JSON: {e}") from None
+        if not isinstance(hf_config, dict):
+            raise ValueError(f"{config_path}: expected a JSON object, got {type(hf_config).__name__}")
 
-    raw = {}
-    with safe_open(weights, framework="numpy") as f:
-        for key in f.keys():
-            parts = key.split(".")
-            if parts[0] == "transformer":
-                parts = parts[1:]
-            # attn.bias / attn.masked_bias are causal-mask buffers (attn.c_attn.bias is a weight)
-            if len(parts) >= 2 and parts[-2] == "attn" and parts[-1] in ("bias", "masked_bias"):
-                continue
-            name = ".".join(parts)
-            raw[name if name == "lm_head.weight" else "transformer." + name] = \
-                f.get_tensor(key).astype(np.float32)
+    entries = {}
+    for key, entry in _safetensors.read_header(weights).items():
+        parts = key.split(".")
+        if parts[0] == "transformer":
+            parts = parts[1:]
+        # attn.bias / attn.masked_bias are causal-mask buffers (attn.c_attn.bias is a weight)
+        if len(parts) >= 2 and parts[-2] == "attn" and parts[-1] in ("bias", "masked_bias"):
+            continue
+        name = ".".join(parts)
+        name = name if name == "lm_head.weight" else "transformer." + name
+        if name in entries:
+            raise ValueError(f"{weights}: {key} appears twice (with and without the 'transformer.' prefix)")
+        entries[name] = entry
+    return weights, entries, hf_config
 
-    if "transformer.wte.weight" not in raw or "transformer.h.0.attn.c_attn.weight" not in raw:
-        raise ValueError(f"{weights}: not GPT-2 weights (no wte.weight or h.0.attn.c_attn.weight)")
-    C = raw["transformer.wte.weight"].shape[1]
+
+def _config_from_weights(entries, hf_config, weights):
+    """(GPTConfig, whether the file stores Conv1D (in, out) weights) from the names and shapes
+    alone; a ValueError naming the file and the key for an unknown name, a layer missing or
+    incomplete, or a shape that disagrees with the others."""
+    def shape(name):
+        if name not in entries:
+            raise ValueError(f"{weights}: not GPT-2 weights: {name} is missing")
+        return entries[name].shape
+
+    wte = shape("transformer.wte.weight")
+    if len(wte) != 2:
+        raise ValueError(f"{weights}: wte.weight must be 2-D (vocab_size, n_embd), got shape {wte}")
+    vocab_size, C = wte
+    wpe = shape("transformer.wpe.weight")
+    if len(wpe) != 2 or wpe[1] != C:
+        raise ValueError(f"{weights}: wpe.weight has shape {wpe}, expected (block_size, {C})")
+    block_size = wpe[0]
     # Conv1D files store (in, out); c_attn (C, 3C) vs Linear's (3C, C) tells which this file is
-    conv1d = raw["transformer.h.0.attn.c_attn.weight"].shape == (C, 3 * C)
+    conv1d = shape("transformer.h.0.attn.c_attn.weight") == (C, 3 * C) and C > 0
+    expected = {"transformer.wte.weight": wte, "transformer.wpe.weight": wpe,
+                "transformer.ln_f.weight": (C,), "transformer.ln_f.bias": (C,), "lm_head.weight": wte}
+    layers = set()
+    for name in entries:
+        parts = name.split(".")
+        if name in expected:
+            continue
+        local = ".".join(parts[3:])
+        if len(parts) < 4 or parts[:2] != ["transformer", "h"] or local not in _BLOCK_SHAPES \
+                or not (parts[2].isascii() and parts[2].isdigit()) or str(int(parts[2])) != parts[2]:
+            raise ValueError(f"{weights}: unexpected key {name!r}: not a GPT-2 parameter name")
+        layers.add(int(parts[2]))
+    n_layer = len(layers)
+    if n_layer == 0 or layers != set(range(n_layer)):
+        raise ValueError(f"{weights}: the layer indices must run 0..n_layer-1 without gaps, "
+                         f"got {sorted(layers)[:8]}{' ...' if n_layer > 8 else ''}")
+    for i in range(n_layer):
+        for local, fn in _BLOCK_SHAPES.items():
+            s = fn(C)
+            expected[f"transformer.h.{i}.{local}"] = s[::-1] if conv1d and local in _CONV1D else s
+    for name, s in expected.items():
+        if name == "lm_head.weight" and name not in entries:
+            continue  # tied to wte; Hugging Face's own files leave it out
+        if shape(name) != tuple(s):
+            raise ValueError(f"{weights}: {name} has shape {shape(name)}, expected {tuple(s)} "
+                             f"for n_embd {C}{' (Conv1D layout)' if conv1d else ''}")
+
+    n_head = hf_config.get("n_head") or GPT2_HEADS.get(C)
+    if n_head is None:
+        raise ValueError(f"{weights}: n_embd {C} is not a GPT-2 size and there is no "
+                         f"config.json giving n_head")
+    for key, value in (("n_layer", n_layer), ("n_embd", C), ("vocab_size", vocab_size)):
+        if key in hf_config and hf_config[key] != value:
+            raise ValueError(f"{weights}: config.json says {key}={hf_config[key]} but the weights "
+                             f"have {value}")
+    try:
+        config = GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer,
+                           n_head=n_head, n_embd=C)
+    except ValueError as e:
+        raise ValueError(f"{weights}: {e}") from None
+    return config, conv1d
+
+
+def _read_pretrained_tensors(weights, entries, conv1d):
+    """The checked entries' data as float32 arrays under this model's names, Linear-oriented."""
+    from cgad import _safetensors
+
+    raw = {name: _safetensors.read_float32(weights, e) for name, e in entries.items()}
     if conv1d:
         for name in raw:
             if name.endswith(_CONV1D):
@@ -243,20 +324,4 @@ def _read_pretrained(path):
     if lm_head is not None and not np.array_equal(lm_head, raw["transformer.wte.weight"]):
         raise ValueError(f"{weights}: lm_head.weight differs from wte.weight; GPT ties them")
     raw["lm_head.weight"] = raw["transformer.wte.weight"]
-    return raw, hf_config
-
-
-def _config_from_weights(tensors, hf_config, path):
-    vocab_size, n_embd = tensors["transformer.wte.weight"].shape
-    block_size = tensors["transformer.wpe.weight"].shape[0]
-    n_layer = 1 + max(int(k.split(".")[2]) for k in tensors if k.startswith("transformer.h."))
-    n_head = hf_config.get("n_head") or GPT2_HEADS.get(n_embd)
-    if n_head is None:
-        raise ValueError(f"{path}: n_embd {n_embd} is not a GPT-2 size and there is no "
-                         f"config.json giving n_head")
-    for key, value in (("n_layer", n_layer), ("n_embd", n_embd), ("vocab_size", vocab_size)):
-        if key in hf_config and hf_config[key] != value:
-            raise ValueError(f"{path}: config.json says {key}={hf_config[key]} but the weights "
-                             f"have {value}")
-    return GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer,
-                     n_head=n_head, n_embd=n_embd)
+    return raw

@@ -61,6 +61,9 @@ class LayerNorm(Module):
         super().__init__()
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
+        if not isinstance(normalized_shape, (tuple, list)) or not all(
+                isinstance(d, int) and not isinstance(d, bool) for d in normalized_shape):
+            raise TypeError(f"LayerNorm: normalized_shape must be an int or a tuple of ints, got {normalized_shape!r}")
         self.normalized_shape = tuple(normalized_shape)
         self.eps = eps
         shape = list(self.normalized_shape)

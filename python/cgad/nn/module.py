@@ -26,11 +26,24 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        # As torch: a registered parameter or sub-module is replaced only by its own kind or None;
+        # anything else would silently drop it from parameters() and state_dict().
+        if name in self._parameters and value is not None and not isinstance(value, (Parameter, Module)):
+            raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' "
+                            f"(cgad.nn.Parameter or None expected)")
+        if name in self._modules and value is not None and not isinstance(value, (Parameter, Module)):
+            raise TypeError(f"cannot assign {type(value).__name__} as child module '{name}' "
+                            f"(cgad.nn.Module or None expected)")
+        if value is None and (name in self._parameters or name in self._modules):
+            (self._parameters if name in self._parameters else self._modules)[name] = None
+            return
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Parameter):
+            self.__dict__.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self.__dict__.pop(name, None)
             self._modules[name] = value
         else:
             object.__setattr__(self, name, value)
@@ -119,19 +132,23 @@ class Module:
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
             raise StateDictKeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        # Every entry is checked before the first copy, so a bad one leaves the module unchanged.
+        values = []
+        for name, p in own.items():
+            if name not in state_dict:
+                continue
+            value = state_dict[name]
+            if not isinstance(value, _C.Tensor):
+                value = np.asarray(value)
+                if value.dtype.kind not in "fiub":
+                    raise TypeError(f"load_state_dict: {name} is not numeric ({value.dtype})")
+            if tuple(value.shape) != tuple(p.shape):
+                raise ValueError(f"load_state_dict: {name} has shape {tuple(value.shape)} in the state_dict, "
+                                 f"but the parameter has shape {tuple(p.shape)}")
+            values.append((p, value))
         with no_grad():
-            for name, p in own.items():
-                if name not in state_dict:
-                    continue
-                value = state_dict[name]
-                shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
-                if tuple(shape) != tuple(p.shape):
-                    raise ValueError(f"load_state_dict: {name} has shape {tuple(shape)} in the state_dict, "
-                                     f"but the parameter has shape {tuple(p.shape)}")
+            for p, value in values:
                 if not isinstance(value, _C.Tensor):
-                    value = np.asarray(value)
-                    if value.dtype.kind not in "fiub":
-                        raise TypeError(f"load_state_dict: {name} is not numeric ({value.dtype})")
                     value = _C.from_numpy(value.astype(p.numpy().dtype, copy=False))
                 p.copy_(value)
         return missing, unexpected
@@ -211,6 +228,8 @@ class ModuleDict(Module):
 
     def __init__(self, modules=None):
         super().__init__()
+        if modules is not None and not hasattr(modules, "items"):
+            raise TypeError(f"ModuleDict: expected a mapping of names to modules, got {type(modules).__name__}")
         for k, m in (modules or {}).items():
             self[k] = m
 

@@ -111,22 +111,47 @@ class Adam:
         groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
         if groups is None or "state" not in state_dict:
             raise ValueError("load_state_dict: expected a dict with 'state' and 'param_groups'")
+        if not isinstance(groups, (list, tuple)) or not all(
+                isinstance(g, dict) and isinstance(g.get("params"), (list, tuple)) for g in groups):
+            raise ValueError("load_state_dict: each saved param group must be a dict with a 'params' list")
         if len(groups) != len(self.param_groups) or any(
                 len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
             raise ValueError("load_state_dict: the saved param groups do not match this optimizer's "
                              f"({[len(g['params']) for g in groups]} vs {[len(g['params']) for g in self.param_groups]})")
-        for saved, own in zip(groups, self.param_groups):
-            for k, v in saved.items():
-                if k != "params":
-                    own[k] = tuple(v) if k == "betas" else v
-        self._sync()
+        # Everything is checked before anything changes, so a bad state_dict leaves the optimizer as it was.
+        params = [p for g in self.param_groups for p in g["params"]]
+        states = []
+        if not isinstance(state_dict["state"], dict):
+            raise ValueError(f"load_state_dict: 'state' must be a dict, got {type(state_dict['state']).__name__}")
         for key, s in state_dict["state"].items():
-            i = int(key)
             try:
+                i = int(key)
                 m, v = (np.asarray(s["exp_avg"]), np.asarray(s["exp_avg_sq"]))
                 step = int(s["step"])
-            except (KeyError, TypeError) as e:
-                raise ValueError(f"load_state_dict: state {key} is malformed ({e})") from None
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"load_state_dict: state {key!r} is malformed ({e})") from None
+            if not 0 <= i < len(params):
+                raise ValueError(f"load_state_dict: state {key!r} is out of range for {len(params)} parameters")
+            if m.dtype.kind != "f" or v.dtype.kind != "f" or m.shape != v.shape or m.shape != tuple(params[i].shape):
+                raise ValueError(f"load_state_dict: state {key!r} has moments {m.dtype}{m.shape} and {v.dtype}{v.shape}, "
+                                 f"expected floats of the parameter's shape {tuple(params[i].shape)}")
+            if step < 0:
+                raise ValueError(f"load_state_dict: state {key!r} has a negative step {step}")
+            states.append((i, step, m, v))
+        before = [dict(g) for g in self.param_groups]
+        try:
+            for saved, own in zip(groups, self.param_groups):
+                for k, v in saved.items():
+                    if k != "params":
+                        own[k] = tuple(v) if k == "betas" else v
+            self._sync()
+        except BaseException:
+            for own, old in zip(self.param_groups, before):
+                own.clear()
+                own.update(old)
+            self._sync()
+            raise
+        for i, step, m, v in states:
             self._impl.set_state(i, step, _C.from_numpy(m), _C.from_numpy(v))
 
 
