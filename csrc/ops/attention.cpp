@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 #include "kernels/attention.h"
+#include "ops/autocast.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -94,6 +95,14 @@ AttentionDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v)
 
 Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, bool is_causal,
                                     std::optional<double> scale_opt) {
+  if (autocast_enabled(q_in.device()) &&
+      (q_in.dtype() == DType::Float32 || k_in.dtype() == DType::Float32 || v_in.dtype() == DType::Float32))
+    return scaled_dot_product_attention(autocast_lower(q_in), autocast_lower(k_in), autocast_lower(v_in), is_causal,
+                                        scale_opt);
+  if (q_in.dtype() == DType::BFloat16 || k_in.dtype() == DType::BFloat16 || v_in.dtype() == DType::BFloat16)
+    // The fused kernel is float32 inside: bfloat16 operands computed in float32, rounded on the way out.
+    return bf16_result(scaled_dot_product_attention(as_float32(q_in), as_float32(k_in), as_float32(v_in), is_causal,
+                                                    scale_opt), false);
   const AttentionDims d = check_attention(q_in, k_in, v_in);
   const double scale = scale_opt ? *scale_opt : 1.0 / std::sqrt(double(std::max<int64_t>(d.E, 1)));
   if (!std::isfinite(scale)) throw ValueError(str("scaled_dot_product_attention: scale must be finite, got ", scale));

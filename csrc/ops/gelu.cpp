@@ -1,5 +1,6 @@
 // GELU, exact (erf) and tanh-approximated (GPT-2), with its VJP. Kernels: kernels/nn.h.
 #include "kernels/nn.h"
+#include "ops/autocast.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -25,6 +26,7 @@ struct GeluBackward : Node {
 }  // namespace
 
 Tensor gelu(const Tensor& x_in, bool tanh_approx) {
+  if (x_in.dtype() == DType::BFloat16) return bf16_result(gelu(as_float32(x_in), tanh_approx), false);
   check_float_dtype(x_in.dtype(), "gelu", "the input");
   Tensor x = contiguous_data(x_in);
   Tensor y = empty(x.shape(), x.dtype(), x.device());
