@@ -91,18 +91,8 @@ AttentionDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v)
   return attention_dims(q, k, v);
 }
 
-}  // namespace
-
-Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, bool is_causal,
-                                    std::optional<double> scale_opt) {
-  if (autocast_enabled(q_in.device()) &&
-      (q_in.dtype() == DType::Float32 || k_in.dtype() == DType::Float32 || v_in.dtype() == DType::Float32))
-    return scaled_dot_product_attention(autocast_lower(q_in), autocast_lower(k_in), autocast_lower(v_in), is_causal,
-                                        scale_opt);
-  if (q_in.dtype() == DType::BFloat16 || k_in.dtype() == DType::BFloat16 || v_in.dtype() == DType::BFloat16)
-    // The fused kernel is float32 inside: bfloat16 operands computed in float32, rounded on the way out.
-    return bf16_result(scaled_dot_product_attention(as_float32(q_in), as_float32(k_in), as_float32(v_in), is_causal,
-                                                    scale_opt), false);
+Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, bool is_causal,
+                 std::optional<double> scale_opt) {
   const AttentionDims d = check_attention(q_in, k_in, v_in);
   const double scale = scale_opt ? *scale_opt : 1.0 / std::sqrt(double(std::max<int64_t>(d.E, 1)));
   if (!std::isfinite(scale)) throw ValueError(str("scaled_dot_product_attention: scale must be finite, got ", scale));
@@ -131,6 +121,23 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
     n->scale = scale;
   }
   return out;
+}
+
+}  // namespace
+
+Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, bool is_causal,
+                                    std::optional<double> scale) {
+  Tensor q = q_in, k = k_in, v = v_in;
+  if (autocast_enabled(q.device())) {  // float32 operands join the region's dtype
+    q = autocast_lower(q);
+    k = autocast_lower(k);
+    v = autocast_lower(v);
+  }
+  // The fused kernel is float32 inside: bfloat16 operands are computed in float32 and the
+  // output rounded to bfloat16 (bf16 QK^T and PV in the kernel are still to come).
+  if (q.dtype() == DType::BFloat16 || k.dtype() == DType::BFloat16 || v.dtype() == DType::BFloat16)
+    return to_dtype(attention(as_float32(q), as_float32(k), as_float32(v), is_causal, scale), DType::BFloat16);
+  return attention(q, k, v, is_causal, scale);
 }
 
 }  // namespace cgad
