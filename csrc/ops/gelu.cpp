@@ -1,6 +1,5 @@
 // GELU, exact (erf) and tanh-approximated (GPT-2), with its VJP. Kernels: kernels/nn.h.
 #include "kernels/nn.h"
-#include "ops/autocast.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -26,8 +25,7 @@ struct GeluBackward : Node {
 }  // namespace
 
 Tensor gelu(const Tensor& x_in, bool tanh_approx) {
-  if (x_in.dtype() == DType::BFloat16) return bf16_result(gelu(as_float32(x_in), tanh_approx), false);
-  check_float_dtype(x_in.dtype(), "gelu", "the input");
+  check_float_dtype(x_in.dtype(), "gelu", "the input", true);
   Tensor x = contiguous_data(x_in);
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   gelu_forward_kernel()(x.device(), y, x, tanh_approx);

@@ -44,8 +44,9 @@ int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 uint32_t pair(uint16_t lo, uint16_t hi) { return uint32_t(lo) | (uint32_t(hi) << 16); }
 
-// A rows [i0, i0 + rows) x k [k0, k0 + kc) into panels of MR rows (rows past the end are 0).
-void pack_a(bool ta, const bf16* A, int64_t lda, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst,
+// A (not transposed) rows [i0, i0 + rows) x k [k0, k0 + kc) into panels of MR rows (rows past the
+// end are 0): odd K and the last, partial panel.
+void pack_a(const bf16* A, int64_t lda, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst,
             int64_t panel) {
   const int64_t kp = (kc + 1) / 2;
   uint32_t* d = dst + panel * kp * MR;
@@ -56,16 +57,33 @@ void pack_a(bool ta, const bf16* A, int64_t lda, int64_t i0, int64_t rows, int64
       for (int64_t p = 0; p < kp; ++p) d[p * MR + r] = 0;
       continue;
     }
-    const int64_t i = i0 + r0 + r;
-    if (!ta) {
-      const uint16_t* row = a + i * lda + k0;
-      for (int64_t p = 0; p < kc / 2; ++p) d[p * MR + r] = pair(row[2 * p], row[2 * p + 1]);
-      if (kc % 2) d[(kp - 1) * MR + r] = pair(row[kc - 1], 0);
-    } else {
-      const uint16_t* col = a + k0 * lda + i;
-      for (int64_t p = 0; p < kc / 2; ++p) d[p * MR + r] = pair(col[2 * p * lda], col[(2 * p + 1) * lda]);
-      if (kc % 2) d[(kp - 1) * MR + r] = pair(col[(kc - 1) * lda], 0);
-    }
+    const uint16_t* row = a + (i0 + r0 + r) * lda + k0;
+    for (int64_t p = 0; p < kc / 2; ++p) d[p * MR + r] = pair(row[2 * p], row[2 * p + 1]);
+    if (kc % 2) d[(kp - 1) * MR + r] = pair(row[kc - 1], 0);
+  }
+}
+
+// Pairs of two rows of bf16 (r1 null: zeros), 16 columns from j, nc of them real (masked loads
+// zero the rest, which is the padding).
+__m512i interleave_rows(const uint16_t* r0, const uint16_t* r1, int64_t nc) {
+  const __mmask16 m = __mmask16(nc >= 16 ? 0xffffu : (1u << nc) - 1u);
+  const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r0));
+  if (!r1) return lo;
+  return _mm512_or_si512(lo, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r1)), 16));
+}
+
+// pack_a for a transposed A (grad_W = g^T x): A's stored rows run along i, so each k pair of a
+// panel is two rows interleaved, as pack_b does for B.
+void pack_a_transposed(const bf16* A, int64_t lda, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst,
+                       int64_t panel) {
+  const int64_t kp = (kc + 1) / 2;
+  uint32_t* d = dst + panel * kp * MR;
+  const int64_t r0 = panel * MR, nr = std::min<int64_t>(MR, rows - r0);
+  const uint16_t* col = reinterpret_cast<const uint16_t*>(A) + k0 * lda + i0 + r0;
+  for (int64_t p = 0; p < kp; ++p) {
+    const uint16_t* a0 = col + 2 * p * lda;
+    _mm512_mask_storeu_epi32(d + p * MR, __mmask16((1u << MR) - 1u),
+                             interleave_rows(a0, 2 * p + 1 < kc ? a0 + lda : nullptr, nr));
   }
 }
 
@@ -80,9 +98,11 @@ void pack_b(bool tb, const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64
     for (int64_t p = 0; p < kp; ++p) {
       const uint16_t* r0 = b + (k0 + 2 * p) * ldb + j0 + c0;
       const uint16_t* r1 = 2 * p + 1 < kc ? r0 + ldb : nullptr;
-      uint32_t* o = d + p * NR;
-      for (int64_t j = 0; j < nc; ++j) o[j] = pair(r0[j], r1 ? r1[j] : 0);
-      for (int64_t j = nc; j < NR; ++j) o[j] = 0;
+      for (int h = 0; h < NR / 16; ++h) {
+        const int64_t n = std::max<int64_t>(nc - 16 * h, 0);
+        _mm512_storeu_si512(d + p * NR + 16 * h, n ? interleave_rows(r0 + 16 * h, r1 ? r1 + 16 * h : nullptr, n)
+                                                   : _mm512_setzero_si512());
+      }
     }
   } else {  // B(k, j) = Bs[j][k]: each pair is two adjacent elements of a stored row
     for (int64_t j = 0; j < NR; ++j) {
@@ -201,7 +221,8 @@ void gemm_bf16_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
       const bool direct = !ta && K % 2 == 0;
 #pragma omp for schedule(static)
       for (int64_t ip = 0; ip < mpanels; ++ip)
-        if (!direct || (ip + 1) * MR > mc) pack_a(ta, A, lda, i0, mc, k0, kc, ap, ip);
+        if (ta) pack_a_transposed(A, lda, i0, mc, k0, kc, ap, ip);
+        else if (!direct || (ip + 1) * MR > mc) pack_a(A, lda, i0, mc, k0, kc, ap, ip);
       for (int64_t j0 = 0; j0 < N; j0 += NC) {
         const int64_t nc = std::min(NC, N - j0), npanels = (nc + NR - 1) / NR;
 #pragma omp for schedule(static)
