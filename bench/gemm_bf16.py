@@ -17,18 +17,20 @@ import time
 
 import numpy as np
 
-# (label, M, N, K, trans_a): C (M, N) = op(A) @ B. Forward linear is x @ W^T; the backward's
-# grad_x is g @ W and grad_W is g^T @ x (A transposed).
+# (label, M, N, K, pass): C (M, N) from the pass's operands. "fwd" is linear's x (M, K) @ W^T with
+# W (N, K) stored as torch.nn.Linear keeps it; "dx" is the backward's g (M, K) @ W (K, N); "dW"
+# is g^T @ x with g stored (K, M).
 SHAPES = [
-    ("char c_attn fwd", 3072, 1152, 384, False),
-    ("char attn.c_proj fwd", 3072, 384, 384, False),
-    ("char c_fc fwd", 3072, 1536, 384, False),
-    ("char mlp.c_proj fwd", 3072, 384, 1536, False),
-    ("char lm_head fwd (V=65)", 3072, 65, 384, False),
-    ("char c_fc grad_x", 3072, 384, 1536, False),
-    ("char c_fc grad_W", 1536, 384, 3072, True),
-    ("d6 lm_head fwd (V=50257)", 2048, 50257, 384, False),
-    ("gpt2 c_fc fwd (B4 T64)", 256, 3072, 768, False),
+    ("char c_attn fwd", 3072, 1152, 384, "fwd"),
+    ("char attn.c_proj fwd", 3072, 384, 384, "fwd"),
+    ("char c_fc fwd", 3072, 1536, 384, "fwd"),
+    ("char mlp.c_proj fwd", 3072, 384, 1536, "fwd"),
+    ("char lm_head fwd (V=65)", 3072, 65, 384, "fwd"),
+    ("char c_fc grad_x", 3072, 384, 1536, "dx"),
+    ("char c_fc grad_W", 1536, 384, 3072, "dW"),
+    ("d6 lm_head fwd (V=50257)", 2048, 50257, 384, "fwd"),
+    ("d6 lm_head grad_x", 2048, 384, 50257, "dx"),
+    ("gpt2 c_fc fwd (B4 T64)", 256, 3072, 768, "fwd"),
 ]
 
 
@@ -66,16 +68,16 @@ def main():
     print(head)
     print("-" * len(head))
     rng = np.random.default_rng(0)
-    for label, M, N, K, ta in SHAPES:
-        a = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32)
-        b = rng.standard_normal((K, N)).astype(np.float32)
+    for label, M, N, K, kind in SHAPES:
+        a = rng.standard_normal((K, M) if kind == "dW" else (M, K)).astype(np.float32)
+        b = rng.standard_normal((N, K) if kind == "fwd" else (K, N)).astype(np.float32)
         ca, cb = cgad.tensor(a), cgad.tensor(b)
         impls = {"cgad bf16": (ca.bfloat16(), cb.bfloat16()), "cgad fp32": (ca, cb)}
         if torch is not None:
             impls["torch bf16"] = (torch.tensor(a).bfloat16(), torch.tensor(b).bfloat16())
 
         def run(x, y):
-            return (x.transpose(0, 1) if ta else x) @ y
+            return (x.transpose(0, 1) if kind == "dW" else x) @ (y.transpose(0, 1) if kind == "fwd" else y)
 
         times = {k: [] for k in impls}
         for k, (x, y) in impls.items():
