@@ -4,7 +4,8 @@
 // internal linkage but the two entry points, so no AVX-512 code can stand in for a shared
 // inline function elsewhere.
 //
-// Goto/BLIS blocking: K in blocks of up to KC, then MC rows of A and NC columns of B, each block
+// Goto/BLIS blocking: K in blocks of up to KC, then MC rows of A and up to NC columns of B (as
+// many as keep the packed B block in L2), each block
 // packed into micro-panels of bf16 pairs, in the form `vdpbf16ps` reads: for a k pair p, an A
 // panel holds MR 32-bit pairs (A(i, 2p), A(i, 2p + 1)) and a B panel NR pairs (B(2p, j),
 // B(2p + 1, j)). One instruction then does 16 columns x 2 k of one row: acc[j] += a0*b0[j] +
@@ -39,6 +40,9 @@ constexpr int NR = 32;  // columns of a tile: two zmm of float32
 constexpr int64_t KC = 4096;  // a k block: its B micro-panel (KC x NR bf16, 256 KiB) stays in L2
 constexpr int64_t MC = 170 * MR;
 constexpr int64_t NC = 64 * NR;
+// The packed B block is re-read by every row panel of A, so it must stay in L2 (1 MiB a core on
+// Zen 4, half of it left to A and C): its columns shrink as k grows.
+constexpr int64_t kBBlockBytes = 512 * 1024;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -104,15 +108,19 @@ void pack_b(bool tb, const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64
                                                    : _mm512_setzero_si512());
       }
     }
-  } else {  // B(k, j) = Bs[j][k]: each pair is two adjacent elements of a stored row
-    for (int64_t j = 0; j < NR; ++j) {
-      if (j >= nc) {
-        for (int64_t p = 0; p < kp; ++p) d[p * NR + j] = 0;
-        continue;
-      }
-      const uint16_t* row = b + (j0 + c0 + j) * ldb + k0;
-      for (int64_t p = 0; p < kc / 2; ++p) d[p * NR + j] = pair(row[2 * p], row[2 * p + 1]);
-      if (kc % 2) d[(kp - 1) * NR + j] = pair(row[kc - 1], 0);
+  } else {  // B(k, j) = Bs[j][k]: each pair is two adjacent elements of a stored row, 16 rows gathered
+    const uint16_t* rows = b + (j0 + c0) * ldb + k0;
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(int(ldb)));
+    for (int h = 0; h < NR / 16; ++h) {
+      const int64_t n = std::clamp<int64_t>(nc - 16 * h, 0, 16);
+      const __mmask16 m = __mmask16(n >= 16 ? 0xffffu : (1u << n) - 1u);
+      const uint16_t* r16 = rows + 16 * h * ldb;
+      for (int64_t p = 0; p < kc / 2; ++p)  // scale 2: idx counts bf16 elements
+        _mm512_storeu_si512(d + p * NR + 16 * h, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx,
+                                                                             r16 + 2 * p, 2));
+      if (kc % 2)  // the last pair has one element: its neighbour is past the k block
+        for (int64_t j = 0; j < 16; ++j) d[(kp - 1) * NR + 16 * h + j] = j < n ? pair(r16[j * ldb + kc - 1], 0) : 0;
     }
   }
 }
@@ -201,7 +209,8 @@ void gemm_bf16_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
                       const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc, const bf16* bias, int nthreads) {
   const int64_t nkb = (K + KC - 1) / KC;
   const int64_t kc_max = round_up((K + nkb - 1) / nkb, 2);  // balanced, even k blocks
-  const int64_t mc_max = std::min(MC, round_up(M, MR)), nc_max = std::min(NC, round_up(N, NR));
+  const int64_t nc_block = std::clamp<int64_t>(kBBlockBytes / (2 * kc_max) / NR * NR, NR, NC);
+  const int64_t mc_max = std::min(MC, round_up(M, MR)), nc_max = std::min(nc_block, round_up(N, NR));
   g_apack.resize(size_t(mc_max * kc_max / 2));
   g_bpack.resize(size_t(nc_max * kc_max / 2));
   const int64_t lds = round_up(N, NR);
@@ -223,8 +232,8 @@ void gemm_bf16_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
       for (int64_t ip = 0; ip < mpanels; ++ip)
         if (ta) pack_a_transposed(A, lda, i0, mc, k0, kc, ap, ip);
         else if (!direct || (ip + 1) * MR > mc) pack_a(A, lda, i0, mc, k0, kc, ap, ip);
-      for (int64_t j0 = 0; j0 < N; j0 += NC) {
-        const int64_t nc = std::min(NC, N - j0), npanels = (nc + NR - 1) / NR;
+      for (int64_t j0 = 0; j0 < N; j0 += nc_block) {
+        const int64_t nc = std::min(nc_block, N - j0), npanels = (nc + NR - 1) / NR;
 #pragma omp for schedule(static)
         for (int64_t jp = 0; jp < npanels; ++jp) pack_b(tb, B, ldb, j0, nc, k0, kc, bp, jp);
 #pragma omp for schedule(static) collapse(2)
