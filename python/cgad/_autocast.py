@@ -16,7 +16,7 @@ class autocast:
     decorator. "cuda" needs a CUDA build and a GPU.
     """
 
-    def __init__(self, device_type, dtype=None, enabled=True, cache_enabled=True):
+    def __init__(self, device_type, dtype=None, enabled=True):
         if not isinstance(device_type, str) or device_type not in _DEVICE_TYPES:
             raise ValueError(f"autocast: unknown device_type {device_type!r} (expected 'cpu' or 'cuda')")
         dtype = _C.dtype.bfloat16 if dtype is None else dtype
