@@ -1,8 +1,11 @@
-"""Times a full GPT-2 training step (forward, backward, clip_grad_norm_, AdamW; fp32) in cgad and,
+"""Times a full GPT-2 training step (forward, backward, clip_grad_norm_, AdamW) in cgad and,
 when torch is installed, in torch with the same weights, side by side in one run.
 
 Each implementation runs in its own subprocess so that peak RSS is its own (importing torch alone
 adds hundreds of MiB). Usage: python bench/train_step.py [--configs tiny,char] [--compile]
+[--dtype bfloat16]. With --dtype bfloat16 the forward and loss run under cgad.autocast("cpu") and
+torch.autocast("cpu") (bf16 matmuls, float32 master weights), and cgad's float32 step ("cgad32")
+runs beside them as the baseline of the bf16 speed-up.
 """
 import argparse
 import json
@@ -27,8 +30,10 @@ CONFIGS = {  # name: (n_layer, n_head, n_embd, vocab, B, T)
 }
 
 
-# Issue 11's tok/s targets: cgad over torch eager (and over torch.compile, where timed).
+# Issue 11's tok/s targets: cgad over torch eager (and over torch.compile, where timed); issue
+# 21's for bf16: cgad autocast over torch autocast and over cgad's own float32 step.
 TARGETS = {"torch": {"tiny": 2.0, "char": 1.3, "d6": 1.3, "gpt2": 1.3}, "compile": {"char": 1.0}}
+TARGETS_BF16 = {"torch": {"char": 1.3, "d6": 1.3, "gpt2": 1.3}, "cgad32": {"char": 1.6, "d6": 1.6}}
 
 
 def flops_per_step(cfg):
@@ -45,7 +50,7 @@ def _batch(cfg, seed=0):
     return np.ascontiguousarray(data[:, :-1]), np.ascontiguousarray(data[:, 1:])
 
 
-def worker_cgad(cfg, weights, steps, warmup, threads):
+def worker_cgad(cfg, weights, steps, warmup, threads, bf16=False):
     import cgad
     from cgad.models.gpt import GPT, GPTConfig
     cgad.set_num_threads(threads)
@@ -57,7 +62,8 @@ def worker_cgad(cfg, weights, steps, warmup, threads):
     times, losses = [], []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        _, loss = model(x, y)
+        with cgad.autocast("cpu", dtype=cgad.bfloat16, enabled=bf16):
+            _, loss = model(x, y)
         opt.zero_grad()
         loss.backward()
         cgad.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -68,7 +74,7 @@ def worker_cgad(cfg, weights, steps, warmup, threads):
     return times, losses
 
 
-def worker_torch(cfg, weights, steps, warmup, threads, compile_):
+def worker_torch(cfg, weights, steps, warmup, threads, compile_, bf16=False):
     import torch
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from torch_gpt import GPT
@@ -86,7 +92,8 @@ def worker_torch(cfg, weights, steps, warmup, threads, compile_):
     times, losses = [], []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        _, loss = step_model(x, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            _, loss = step_model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -138,10 +145,12 @@ def peak_rss_mib():
 
 def run_worker(args):
     cfg = CONFIGS[args.config]
-    if args.worker == "cgad":
-        times, losses = worker_cgad(cfg, args.weights, args.steps, args.warmup, args.threads)
+    bf16 = args.dtype == "bfloat16"
+    if args.worker in ("cgad", "cgad32"):
+        times, losses = worker_cgad(cfg, args.weights, args.steps, args.warmup, args.threads, bf16 and args.worker == "cgad")
     else:
-        times, losses = worker_torch(cfg, args.weights, args.steps, args.warmup, args.threads, args.worker == "compile")
+        times, losses = worker_torch(cfg, args.weights, args.steps, args.warmup, args.threads, args.worker == "compile",
+                                     bf16)
     rss_mib = peak_rss_mib()
     print(json.dumps({"times": times, "losses": losses, "rss_mib": rss_mib}))
 
@@ -158,7 +167,8 @@ def save_weights(cfg, path):
 def spawn(impl, config, weights, args, python=sys.executable):
     """One worker run in a subprocess of `python` (another install of cgad, for bench/compare_builds.py)."""
     cmd = [python, os.path.abspath(__file__), "--worker", impl, "--config", config, "--weights", weights,
-           "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
+           "--dtype", getattr(args, "dtype", "float32")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{impl} worker for {config} failed:\n{proc.stderr[-3000:]}")
@@ -173,6 +183,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every implementation")
     ap.add_argument("--rounds", type=int, default=2, help="alternating cgad/torch rounds (best median kept)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                    help="bfloat16: the forward under autocast in both engines, cgad float32 beside them")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     ap.add_argument("--weights", help=argparse.SUPPRESS)
@@ -186,12 +198,23 @@ def main():
     except ImportError:
         impls = ["cgad"]
         print("torch is not installed: timing cgad alone")
+    bf16 = args.dtype == "bfloat16"
+    if bf16:
+        impls.append("cgad32")
     peak = sgemm_peak(args.threads)
     print(f"sgemm peak (cgad/OpenBLAS, 2048^3, {args.threads} threads): {peak:.1f} GFLOP/s")
     fma = fma_peak(args.threads)
     if fma is not None:
         print(f"FMA peak (bench/fma_peak.c, registers only, {args.threads} threads): {fma:.1f} GFLOP/s; "
               f"the sgemm reaches {100 * peak / fma:.0f}% of it")
+    if bf16:
+        from gemm_bf16 import bf16_peak
+        bpeak = bf16_peak(args.threads)
+        if bpeak:  # the step's FLOP/s are then reported against the bf16 ceiling
+            print(f"vdpbf16ps peak (bench/bf16_peak.c, {args.threads} threads): {bpeak:.1f} GFLOP/s")
+            peak = bpeak
+        print(f"dtype bfloat16: cgad and torch under autocast, cgad32 = cgad float32; load average "
+              f"{os.getloadavg()[0]:.1f}")
     print()
     header = f"{'config':<6} {'impl':<8} {'ms/step':>9} {'tok/s':>10} {'GFLOP/s':>8} {'%peak':>6} {'RSS MiB':>8} {'loss0':>8}"
     print(header)
@@ -219,7 +242,7 @@ def main():
             speed = summary[ref][0] / summary["cgad"][0]
             mem = summary["cgad"][1] / summary[ref][1]
             print(f"{name:<6} cgad/{ref}: {speed:.2f}x tok/s, {mem:.2f}x peak RSS")
-            target = TARGETS.get(ref, {}).get(name)
+            target = (TARGETS_BF16 if bf16 else TARGETS).get(ref, {}).get(name)
             if target is not None:
                 # What the target asks of the machine: the step time it implies, as a share of the
                 # measured ceilings (over 100% of the FMA peak cannot be reached by any engine).
@@ -227,7 +250,7 @@ def main():
                 need = flops_per_step(cfg) / (need_ms / 1e3) / 1e9
                 fma_share = f", {100 * need / fma:.0f}% of the FMA peak" if fma else ""
                 print(f"{name:<6} target {target:.1f}x {ref}: {need_ms:.1f} ms/step = {need:.1f} GFLOP/s, "
-                      f"{100 * need / peak:.0f}% of the sgemm peak{fma_share}")
+                      f"{100 * need / peak:.0f}% of the {'bf16' if bf16 else 'sgemm'} peak{fma_share}")
         print()
 
 

@@ -5,6 +5,8 @@
 #include "core/allocator.h"
 #include "core/rng.h"
 #include "core/runtime.h"
+#include "ops/autocast.h"
+#include "ops/ops.h"
 
 namespace cgad::bind {
 
@@ -86,6 +88,11 @@ void bind_runtime(py::module_& m) {
   m.def("set_autocast", [](py::handle device, bool enabled, py::handle dtype) {
     Autocast::set(device_from(device).type, {enabled, dtype_from(dtype)});
   });
+  // Called when the outermost autocast region exits: its bfloat16 parameter copies are dropped.
+  m.def("clear_autocast_cache", &clear_autocast_cache);
+  m.def("autocast_cache_size", &autocast_cache_size);  // for tests: parameters cast in this region
+  m.def("bf16_gemm_impl", [](py::handle device) { return std::string(bf16_gemm_impl(device_from(device))); },
+        py::arg("device") = "cpu");  // "avx512_bf16" or "fallback" on the CPU
   m.def("is_grad_enabled", &GradMode::is_enabled);
   m.def("set_grad_enabled", &GradMode::set_enabled);
   m.def("memory_stats", [](py::handle device) {

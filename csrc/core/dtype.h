@@ -15,15 +15,13 @@ enum class DType : uint8_t { Bool, Int32, Int64, BFloat16, Float32, Float64 };
 struct bf16 {
   uint16_t bits = 0;
   bf16() = default;
+  // Branch-free (a select, not a jump), so that loops converting to bf16 vectorize.
   explicit bf16(float f) {
     uint32_t u;
     std::memcpy(&u, &f, 4);
-    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) {  // NaN stays a quiet NaN
-      bits = static_cast<uint16_t>((u >> 16) | 0x0040u);
-      return;
-    }
-    u += 0x7fffu + ((u >> 16) & 1u);
-    bits = static_cast<uint16_t>(u >> 16);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t quiet_nan = (u >> 16) | 0x0040u;  // NaN stays a (quiet) NaN
+    bits = static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
   }
   operator float() const {
     uint32_t u = static_cast<uint32_t>(bits) << 16;

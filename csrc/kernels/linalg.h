@@ -17,5 +17,7 @@ CGAD_DECLARE_KERNEL(gemm_kernel, void(const Tensor& c, const Tensor& a, bool tra
 // out (rows, out_f) = x (rows, in) @ w (out_f, in)^T + b, b (out_f) added to every row or, when
 // undefined, nothing added. All contiguous, of one floating dtype.
 CGAD_DECLARE_KERNEL(linear_kernel, void(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& b));
+// The name of the bfloat16 GEMM the device runs (the CPU: "avx512_bf16" or "fallback").
+CGAD_DECLARE_KERNEL(bf16_gemm_name_kernel, const char*());
 
 }  // namespace cgad

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 #include "kernels/attention.h"
+#include "ops/autocast.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -90,10 +91,8 @@ AttentionDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v)
   return attention_dims(q, k, v);
 }
 
-}  // namespace
-
-Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, bool is_causal,
-                                    std::optional<double> scale_opt) {
+Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, bool is_causal,
+                 std::optional<double> scale_opt) {
   const AttentionDims d = check_attention(q_in, k_in, v_in);
   const double scale = scale_opt ? *scale_opt : 1.0 / std::sqrt(double(std::max<int64_t>(d.E, 1)));
   if (!std::isfinite(scale)) throw ValueError(str("scaled_dot_product_attention: scale must be finite, got ", scale));
@@ -122,6 +121,23 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
     n->scale = scale;
   }
   return out;
+}
+
+}  // namespace
+
+Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, bool is_causal,
+                                    std::optional<double> scale) {
+  Tensor q = q_in, k = k_in, v = v_in;
+  if (autocast_enabled(q.device())) {  // float32 operands join the region's dtype
+    q = autocast_lower(q);
+    k = autocast_lower(k);
+    v = autocast_lower(v);
+  }
+  // The fused kernel is float32 inside: bfloat16 operands are computed in float32 and the
+  // output rounded to bfloat16 (bf16 QK^T and PV in the kernel are still to come).
+  if (q.dtype() == DType::BFloat16 || k.dtype() == DType::BFloat16 || v.dtype() == DType::BFloat16)
+    return to_dtype(attention(as_float32(q), as_float32(k), as_float32(v), is_causal, scale), DType::BFloat16);
+  return attention(q, k, v, is_causal, scale);
 }
 
 }  // namespace cgad

@@ -41,12 +41,14 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
   if ((end - start) / step > 1e12) throw ValueError(str("arange: too many elements from ", start, " to ", end, " by ", step));
   const double count = std::ceil((end - start) / step);  // may be hugely negative: clamp first
   const int64_t n = count > 0 ? int64_t(count) : 0;
+  if (dtype == DType::BFloat16) return cast(arange(start, end, step, DType::Float32, device), dtype);
   Tensor out = empty({n}, dtype, device);
   arange_kernel()(device, out, start, step);
   return out;
 }
 
 Tensor randn(const Shape& shape, DType dtype, Device device) {
+  if (dtype == DType::BFloat16) return cast(randn(shape, DType::Float32, device), dtype);  // the same draws, rounded
   Tensor out = empty(shape, dtype, device);
   Generator& g = Generator::global();
   const uint64_t seed = g.seed, base = g.reserve(uint64_t((out.numel() + 1) / 2));
@@ -55,6 +57,7 @@ Tensor randn(const Shape& shape, DType dtype, Device device) {
 }
 
 Tensor rand(const Shape& shape, DType dtype, Device device) {
+  if (dtype == DType::BFloat16) return cast(rand(shape, DType::Float32, device), dtype);
   Tensor out = empty(shape, dtype, device);
   Generator& g = Generator::global();
   const uint64_t seed = g.seed, base = g.reserve(uint64_t(out.numel()));

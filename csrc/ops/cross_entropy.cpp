@@ -3,6 +3,7 @@
 // stats_dtype), from which the backward forms softmax - onehot. Rows are N = B*T.
 // Kernels: kernels/nn.h.
 #include "kernels/nn.h"
+#include "ops/autocast.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -41,6 +42,8 @@ struct CrossEntropyBackward : Node {
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t ignore_index) {
+  if (logits_in.defined() && logits_in.dtype() == DType::BFloat16)  // log-sum-exp in float32
+    return bf16_result(cross_entropy(as_float32(logits_in), targets_in, ignore_index), true);
   check_floating(logits_in, "cross_entropy", "logits");
   check_same_device(logits_in, targets_in, "cross_entropy");
   if (targets_in.dtype() != DType::Int64 && targets_in.dtype() != DType::Int32)

@@ -3,6 +3,7 @@
 // reserves the counters, the kernel (kernels/nn.h) draws from them.
 #include "core/rng.h"
 #include "kernels/nn.h"
+#include "ops/autocast.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -22,7 +23,9 @@ struct DropoutBackward : Node {
 
 Tensor dropout(const Tensor& x, double p, bool training) {
   if (!(p >= 0.0 && p <= 1.0)) throw ValueError(str("dropout: p must be in [0, 1], got ", p));
-  check_floating(x, "dropout", "input");
+  if (x.defined() && x.dtype() == DType::BFloat16 && training && p != 0.0)
+    return bf16_result(dropout(as_float32(x), p, training), false);
+  check_floating(x, "dropout", "input", true);
   if (!training || p == 0.0) return x;
   Tensor mask = empty(x.shape(), x.dtype(), x.device());
   const int64_t n = mask.numel();

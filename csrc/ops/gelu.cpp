@@ -25,7 +25,7 @@ struct GeluBackward : Node {
 }  // namespace
 
 Tensor gelu(const Tensor& x_in, bool tanh_approx) {
-  check_float_dtype(x_in.dtype(), "gelu", "the input");
+  check_float_dtype(x_in.dtype(), "gelu", "the input", true);
   Tensor x = contiguous_data(x_in);
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   gelu_forward_kernel()(x.device(), y, x, tanh_approx);

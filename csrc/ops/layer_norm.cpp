@@ -2,6 +2,7 @@
 // mean and rstd (in stats_dtype) for the backward. Rows: N = numel / C, C = prod(normalized_shape).
 // Kernels: kernels/nn.h.
 #include "kernels/nn.h"
+#include "ops/autocast.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -47,6 +48,8 @@ void check_param(const Tensor& p, const Tensor& x, const Shape& ns, const char* 
 }  // namespace
 
 Tensor layer_norm(const Tensor& x_in, const Shape& ns, const Tensor& w_in, const Tensor& b_in, double eps) {
+  if (x_in.defined() && x_in.dtype() == DType::BFloat16)  // statistics and arithmetic in float32
+    return bf16_result(layer_norm(as_float32(x_in), ns, as_float32(w_in), as_float32(b_in), eps), true);
   check_floating(x_in, "layer_norm", "input");
   const int64_t k = int64_t(ns.size());
   bool ok = k >= 1 && k <= x_in.dim();

@@ -8,12 +8,16 @@
 #include "core/shape.h"
 #include "kernels/linalg.h"
 #include "kernels/reduce.h"
+#include "ops/autocast.h"
 #include "ops/ops.h"
 
 namespace cgad {
 
 CGAD_DEFINE_KERNEL(gemm_kernel, void(const Tensor&, const Tensor&, bool, const Tensor&, bool, double, double));
 CGAD_DEFINE_KERNEL(linear_kernel, void(const Tensor&, const Tensor&, const Tensor&, const Tensor&));
+CGAD_DEFINE_KERNEL(bf16_gemm_name_kernel, const char*());
+
+const char* bf16_gemm_impl(Device d) { return bf16_gemm_name_kernel()(d); }
 
 namespace {
 
@@ -147,7 +151,8 @@ struct LinearBackward : Node {
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = autocast_lower(a_in), b = autocast_lower(b_in);
   check_matmul(a, b, "matmul");
   if (a.dim() == 0 || b.dim() == 0)
     throw ValueError(str("matmul: both arguments need at least 1 dim, got shapes ", shape_str(a.shape()), " and ", shape_str(b.shape())));
@@ -161,7 +166,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return matmul_nd(a, b);
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
+  const Tensor x = autocast_lower(x_in), w = autocast_lower(w_in), b = autocast_lower(b_in);
   check_matmul(x, w, "linear");
   if (w.dim() != 2) throw ValueError(str("linear: weight must be 2-D (out, in), got shape ", shape_str(w.shape())));
   if (x.dim() < 1 || x.size(-1) != w.size(1))

@@ -5,9 +5,9 @@
 
 namespace cgad {
 
-inline void check_floating(const Tensor& t, const char* op, const char* what) {
+inline void check_floating(const Tensor& t, const char* op, const char* what, bool allow_bf16 = false) {
   if (!t.defined()) throw ValueError(str(op, ": ", what, " is missing"));
-  check_float_dtype(t.dtype(), op, what);
+  check_float_dtype(t.dtype(), op, what, allow_bf16);
 }
 
 inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {

@@ -88,6 +88,7 @@ Tensor stack(const std::vector<Tensor>& ts, int64_t dim);
 // --- linear algebra (matmul.cpp)
 Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);  // x @ w^T + b, b may be undefined
+const char* bf16_gemm_impl(Device d);  // which bfloat16 GEMM d runs (CPU: "avx512_bf16" or "fallback")
 
 // --- fused nn ops (one file each)
 Tensor softmax(const Tensor& x, int64_t dim);

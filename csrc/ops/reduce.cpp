@@ -5,6 +5,7 @@
 #include "autograd/node.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
+#include "ops/autocast.h"
 #include "ops/ops.h"
 
 namespace cgad {
@@ -76,7 +77,14 @@ Tensor sum_impl(const Tensor& t, std::vector<int64_t> dims, bool keepdim, bool i
   const char* op = is_mean ? "mean" : "sum";
   if (is_mean && !is_floating(t.dtype()))
     throw TypeError(str("mean: expected a floating point tensor, got ", dtype_name(t.dtype()), "; convert with .float()"));
+  // Under autocast a bfloat16 sum or mean is a float32 op (DESIGN.md's op table); the cast is
+  // a graph op, so the grad comes back to t in bfloat16.
+  if (t.dtype() == DType::BFloat16 && autocast_enabled(t.device()))
+    return sum_impl(to_dtype(t, DType::Float32), std::move(dims), keepdim, is_mean);
   DType odt = is_floating(t.dtype()) ? t.dtype() : DType::Int64;
+  // Otherwise bfloat16 is summed in float32 and rounded once at the end, as torch does.
+  const DType result = odt;
+  if (odt == DType::BFloat16) odt = DType::Float32;
   // Sums over leading dims of a contiguous tensor (gradients of broadcast adds) are column
   // sums of the data as it lies; any other pattern moves the reduced dims last first.
   Plan p = plan_reduce(t, std::move(dims), keepdim, op, t.dtype() == odt);
@@ -90,6 +98,7 @@ Tensor sum_impl(const Tensor& t, std::vector<int64_t> dims, bool keepdim, bool i
     if (p.ncols == 0) fill_kernel()(out.device(), out, NAN);
     else mul_scalar_(out, scale);
   }
+  out = cast(out, result);
   if (auto n = record<SumBackward>(out, {&t})) {
     n->keep_shape = p.keep_shape;
     n->scale = scale;

@@ -3,6 +3,7 @@
 // Kernels: kernels/nn.h.
 #include <algorithm>
 #include "kernels/nn.h"
+#include "ops/autocast.h"
 #include "ops/nn_common.h"
 
 namespace cgad {
@@ -40,6 +41,7 @@ Tensor softmax_last(const Tensor& x_in, bool log) {
 
 Tensor softmax_any(const Tensor& x, int64_t dim, bool log) {
   const char* op = log ? "log_softmax" : "softmax";
+  if (x.dtype() == DType::BFloat16) return bf16_result(softmax_any(as_float32(x), dim, log), true);
   check_float_dtype(x.dtype(), op, "the input");
   const int64_t nd = std::max<int64_t>(x.dim(), 1);
   const int64_t d = wrap_dim(dim, nd, op);

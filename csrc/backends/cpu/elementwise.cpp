@@ -8,7 +8,20 @@ namespace cgad::cpu {
 
 namespace {
 
+// bfloat16 computes each element in float32 and rounds once on the store (as torch).
+template <BinOp op>
+inline bf16 binary_bf16(bf16 x, bf16 y) { return bf16(math::binary<op>(float(x), float(y))); }
+
 void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinOp op) {
+  if (out.dtype() == DType::BFloat16) {
+    switch (op) {
+      case BinOp::Add: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return binary_bf16<BinOp::Add>(x, y); });
+      case BinOp::Sub: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return binary_bf16<BinOp::Sub>(x, y); });
+      case BinOp::Mul: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return binary_bf16<BinOp::Mul>(x, y); });
+      case BinOp::Div: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return binary_bf16<BinOp::Div>(x, y); });
+      case BinOp::Pow: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return binary_bf16<BinOp::Pow>(x, y); });
+    }
+  }
   dispatch_numeric(out.dtype(), op_name(op), [&](auto tag) {
     using T = typename decltype(tag)::type;
     // One instantiation per op, so that the inner loop inlines and vectorizes.
@@ -24,7 +37,18 @@ void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinOp op) {
 
 template <typename T>
 void unary_typed(const Tensor& out, const Tensor& a, UnOp op) {
-  if constexpr (std::is_integral_v<T>) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    auto f = [op](auto g) { return [g](bf16 x) { return bf16(g(float(x))); }; };
+    switch (op) {
+      case UnOp::Neg: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Neg>(x); }));
+      case UnOp::Abs: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Abs>(x); }));
+      case UnOp::Exp: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Exp>(x); }));
+      case UnOp::Log: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Log>(x); }));
+      case UnOp::Tanh: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Tanh>(x); }));
+      case UnOp::Sqrt: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Sqrt>(x); }));
+      case UnOp::Rsqrt: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Rsqrt>(x); }));
+    }
+  } else if constexpr (std::is_integral_v<T>) {
     if (op == UnOp::Neg) return unary_map<T, T>(out, a, [](T x) { return math::unary<UnOp::Neg>(x); });
     return unary_map<T, T>(out, a, [](T x) { return math::unary<UnOp::Abs>(x); });  // the op allows no others
   } else {
@@ -46,6 +70,7 @@ void unary(const Tensor& out, const Tensor& a, UnOp op) {
     case DType::Float64: return unary_typed<double>(out, a, op);
     case DType::Int32: return unary_typed<int32_t>(out, a, op);
     case DType::Int64: return unary_typed<int64_t>(out, a, op);
+    case DType::BFloat16: return unary_typed<bf16>(out, a, op);
     default: throw TypeError(str(op_name(op), ": unsupported dtype ", dtype_name(out.dtype())));
   }
 }
@@ -80,6 +105,21 @@ void where(const Tensor& out, const Tensor& cond, const Tensor& a) {
 }
 
 void add_inplace(const Tensor& a, const Tensor& b) {
+  if (a.dtype() == DType::BFloat16) {  // float32 arithmetic, one rounding per element
+    bf16* pa = a.data<bf16>();
+    const bf16* pb = b.data<bf16>();
+    StridedIter<2> it{a.shape(), {a.strides(), broadcast_strides(b, a.shape())}};
+    it.run([&](const std::array<int64_t, 2>& o, int64_t n, const std::array<int64_t, 2>& s) {
+      bf16* x = pa + o[0];
+      const bf16* y = pb + o[1];
+      if (s[0] == 1 && s[1] == 1) {  // no `omp simd` here: it keeps bf16 loops from vectorizing (gelu.cpp)
+        for (int64_t k = 0; k < n; ++k) x[k] = bf16(float(x[k]) + float(y[k]));
+      } else {
+        for (int64_t k = 0; k < n; ++k) x[k * s[0]] = bf16(float(x[k * s[0]]) + float(y[k * s[1]]));
+      }
+    });
+    return;
+  }
   dispatch_numeric(a.dtype(), "add_", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* pa = a.data<T>();
@@ -104,13 +144,14 @@ void add_inplace(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 void scale_inplace(const Tensor& a, double s) {
-  dispatch_float(a.dtype(), "mul_", [&](auto tag) {
+  dispatch_float<true>(a.dtype(), "mul_", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using C = std::conditional_t<std::is_same_v<T, bf16>, float, T>;  // bf16 scales in float32
     T* pa = a.data<T>();
-    const T v = static_cast<T>(s);
+    const C v = static_cast<C>(s);
     StridedIter<1> it{a.shape(), {a.strides()}};
     it.run([&](const std::array<int64_t, 1>& o, int64_t n, const std::array<int64_t, 1>& st) {
-      for (int64_t k = 0; k < n; ++k) pa[o[0] + k * st[0]] *= v;
+      for (int64_t k = 0; k < n; ++k) pa[o[0] + k * st[0]] = T(C(pa[o[0] + k * st[0]]) * v);
     });
   });
 }

@@ -1,7 +1,9 @@
 // CPU kernels of GELU, exact (erf) and tanh-approximated (GPT-2). Each element is independent;
-// the data is cut into fixed chunks of 4096, one per parallel row.
+// the data is cut into fixed chunks of 4096, one per parallel row. Data of type S is computed in
+// T: bfloat16 in float32, rounded once on the store, so a bf16 activation never exists in float32.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include "backends/cpu/parallel_rows.h"
 #include "backends/cpu/register.h"
 #include "backends/cpu/vmath.h"
@@ -16,56 +18,73 @@ constexpr double kInvSqrt2 = 0.7071067811865476;
 constexpr double kInvSqrt2Pi = 0.3989422804014327;  // 1 / sqrt(2 pi)
 constexpr double kCubic = 0.044715;
 
-template <typename T>
-void gelu_forward(const T* x, T* y, int64_t n, bool tanh_approx) {
+template <typename S>
+using Compute = std::conditional_t<std::is_same_v<S, bf16>, float, S>;
+
+// f(i) for i in [b, e), vectorized. `omp simd` for float and double; bf16 loops are left to the
+// auto-vectorizer, because `omp simd` turns the bf16 temporaries into per-lane arrays, which
+// GCC then cannot vectorize at all.
+template <typename S, typename F>
+inline void simd_loop(int64_t b, int64_t e, F&& f) {
+  if constexpr (std::is_same_v<S, bf16>) {
+    for (int64_t i = b; i < e; ++i) f(i);
+  } else {
+#pragma omp simd
+    for (int64_t i = b; i < e; ++i) f(i);
+  }
+}
+
+template <typename S, typename T = Compute<S>>
+void gelu_forward(const S* x, S* y, int64_t n, bool tanh_approx) {
   const int64_t chunk = 4096, rows = (n + chunk - 1) / chunk;
   parallel_rows(rows, n, [&](int64_t r) {
     const int64_t e = std::min(n, (r + 1) * chunk);
     if (tanh_approx) {
-#pragma omp simd
-      for (int64_t i = r * chunk; i < e; ++i) {
-        const T v = x[i];
+      simd_loop<S>(r * chunk, e, [&](int64_t i) {
+        const T v = T(x[i]);
         const T u = T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v);
-        y[i] = T(0.5) * v * (T(1) + vm::tanh(u));
-      }
+        y[i] = S(T(0.5) * v * (T(1) + vm::tanh(u)));
+      });
     } else {
-      for (int64_t i = r * chunk; i < e; ++i) y[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * T(kInvSqrt2)));
+      for (int64_t i = r * chunk; i < e; ++i) {
+        const T v = T(x[i]);
+        y[i] = S(T(0.5) * v * (T(1) + std::erf(v * T(kInvSqrt2))));
+      }
     }
   });
 }
 
-template <typename T>
-void gelu_backward(const T* x, const T* g, T* dx, int64_t n, bool tanh_approx) {
+template <typename S, typename T = Compute<S>>
+void gelu_backward(const S* x, const S* g, S* dx, int64_t n, bool tanh_approx) {
   const int64_t chunk = 4096, rows = (n + chunk - 1) / chunk;
   parallel_rows(rows, n, [&](int64_t r) {
     const int64_t e = std::min(n, (r + 1) * chunk);
     if (tanh_approx) {
-#pragma omp simd
-      for (int64_t i = r * chunk; i < e; ++i) {
-        const T v = x[i];
+      simd_loop<S>(r * chunk, e, [&](int64_t i) {
+        const T v = T(x[i]);
         const T u = T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v);
         const T th = vm::tanh(u);
         const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kCubic) * v * v);
-        dx[i] = g[i] * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du);
-      }
+        dx[i] = S(T(g[i]) * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du));
+      });
     } else {
       for (int64_t i = r * chunk; i < e; ++i) {
-        const T v = x[i];
-        dx[i] = g[i] * (T(0.5) * (T(1) + std::erf(v * T(kInvSqrt2))) + v * T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v));
+        const T v = T(x[i]);
+        dx[i] = S(T(g[i]) * (T(0.5) * (T(1) + std::erf(v * T(kInvSqrt2))) + v * T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v)));
       }
     }
   });
 }
 
 void forward(const Tensor& y, const Tensor& x, bool tanh_approx) {
-  dispatch_float(x.dtype(), "gelu", [&](auto tag) {
+  dispatch_float<true>(x.dtype(), "gelu", [&](auto tag) {
     using T = typename decltype(tag)::type;
     gelu_forward<T>(x.data<T>(), y.data<T>(), x.numel(), tanh_approx);
   });
 }
 
 void backward(const Tensor& dx, const Tensor& x, const Tensor& g, bool tanh_approx) {
-  dispatch_float(x.dtype(), "gelu", [&](auto tag) {
+  dispatch_float<true>(x.dtype(), "gelu", [&](auto tag) {
     using T = typename decltype(tag)::type;
     gelu_backward<T>(x.data<T>(), g.data<T>(), dx.data<T>(), x.numel(), tanh_approx);
   });

@@ -1,6 +1,7 @@
 // CPU kernels of matmul and linear: OpenBLAS GEMMs (backends/cpu/gemm.h), one per batch index.
 #include <cstring>
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/gemm_bf16.h"
 #include "backends/cpu/register.h"
 #include "kernels/linalg.h"
 
@@ -15,7 +16,7 @@ void gemm_batched(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& 
   const int64_t lda = a.strides()[nbatch], ldb = b.strides()[nbatch], ldc = c.strides()[nbatch];
   const Shape batch(c.shape().begin(), c.shape().end() - 2);
   const int64_t nb = numel_of(batch);
-  dispatch_float(c.dtype(), "matmul", [&](auto tag) {
+  dispatch_float<true>(c.dtype(), "matmul", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
@@ -28,7 +29,11 @@ void gemm_batched(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& 
         ob += idx[d] * b.strides()[d];
         oc += idx[d] * c.strides()[d];
       }
-      gemm<T>(trans_a, trans_b, M, N, K, T(alpha), pa + oa, lda, pb + ob, ldb, T(beta), pc + oc, ldc);
+      if constexpr (std::is_same_v<T, bf16>)
+        gemm_bf16<bf16>(trans_a, trans_b, M, N, K, float(alpha), pa + oa, lda, pb + ob, ldb, float(beta), pc + oc, ldc,
+                        nullptr);
+      else
+        gemm<T>(trans_a, trans_b, M, N, K, T(alpha), pa + oa, lda, pb + ob, ldb, T(beta), pc + oc, ldc);
       for (size_t d = nbatch; d-- > 0;) {
         if (++idx[d] < batch[d]) break;
         idx[d] = 0;
@@ -39,6 +44,11 @@ void gemm_batched(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& 
 
 void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& b) {
   const int64_t rows = x.size(0), in_f = x.size(1), out_f = w.size(0);
+  if (x.dtype() == DType::BFloat16) {  // the bias add is the GEMM's epilogue, before the one rounding
+    gemm_bf16<bf16>(false, true, rows, out_f, in_f, 1.0f, x.data<bf16>(), in_f, w.data<bf16>(), in_f, 0.0f,
+                    out.data<bf16>(), out_f, b.defined() ? b.data<bf16>() : nullptr);
+    return;
+  }
   dispatch_float(x.dtype(), "linear", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* po = out.data<T>();
@@ -56,5 +66,6 @@ void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
 
 CGAD_REGISTER_CPU_KERNEL(gemm_kernel, gemm_batched);
 CGAD_REGISTER_CPU_KERNEL(linear_kernel, linear_forward);
+CGAD_REGISTER_CPU_KERNEL(bf16_gemm_name_kernel, gemm_bf16_impl);
 
 }  // namespace cgad::cpu

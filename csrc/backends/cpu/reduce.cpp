@@ -14,7 +14,7 @@ namespace {
 
 // integer sums wrap around on overflow, as torch's do (unsigned: defined behaviour)
 template <typename T>
-using SumAcc = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
+using SumAcc = std::conditional_t<std::is_floating_point_v<T> || std::is_same_v<T, bf16>, double, uint64_t>;
 
 // Sums each row in Acc precision. One row splits across threads only when rows are few, with
 // fixed chunk bounds and an ordered final add, so the result depends only on the thread count.
@@ -57,7 +57,7 @@ void sum_rows(const Tensor& out, const Tensor& src, int64_t nrows, int64_t ncols
 }
 
 void column_sums_k(const Tensor& out, const Tensor& src, int64_t rows, int64_t cols) {
-  dispatch_numeric(src.dtype(), "sum", [&](auto tag) {
+  dispatch_numeric<true>(src.dtype(), "sum", [&](auto tag) {
     using T = typename decltype(tag)::type;
     column_sums<T, SumAcc<T>>(src.data<T>(), out.data<T>(), rows, cols);
   });

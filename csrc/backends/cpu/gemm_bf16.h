@@ -1,0 +1,35 @@
+// The bfloat16 GEMM: bf16 operands, float32 accumulation, float32 or bf16 output.
+//
+//   C (M, N) = alpha * op(A) @ op(B) + beta * C + bias  (bias (N) added to every row, or none)
+//
+// row-major as gemm.h, op(X) = trans ? X^T : X. A bf16 C is rounded once, to nearest even, after
+// the epilogue. Two implementations give the same results up to float32 summation order:
+// AVX512_BF16 (`vdpbf16ps`, gemm_bf16_avx512.cpp), chosen at run time from the CPU's features,
+// and a float32-arithmetic path (the operands widened to float32, OpenBLAS's sgemm) for CPUs
+// without it. CGAD_BF16_GEMM=fallback in the environment forces the second (docs/performance.md).
+#pragma once
+#include <cstdint>
+#include "core/dtype.h"
+
+namespace cgad::cpu {
+
+template <typename TC>
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
+               const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc, const bf16* bias);
+
+// Which implementation gemm_bf16 runs: "avx512_bf16" or "fallback".
+const char* gemm_bf16_impl();
+
+namespace detail {
+// The AVX512_BF16 kernel (only called where the CPU has it), with K > 0.
+template <typename TC>
+void gemm_bf16_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+                      int64_t lda, const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc, const bf16* bias,
+                      int nthreads);
+// The float32-arithmetic path, whatever the CPU has (tests compare the two).
+template <typename TC>
+void gemm_bf16_fallback(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+                        int64_t lda, const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc, const bf16* bias);
+}  // namespace detail
+
+}  // namespace cgad::cpu
