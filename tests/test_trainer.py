@@ -33,9 +33,9 @@ def shards(tmp_path_factory):
     return [str(folder / "train_0.bin"), str(folder / "train_1.bin")], str(folder / "val_0.bin")
 
 
-def make_trainer(shards, out_dir=None, max_steps=8, B=4, T=16, accum=1, seed=0, **kw):
+def make_trainer(shards, out_dir=None, max_steps=8, B=4, T=16, accum=1, seed=0, device="cpu", **kw):
     cgad.manual_seed(seed)
-    model = GPT(GPTConfig(block_size=32, vocab_size=31, n_layer=1, n_head=2, n_embd=32))
+    model = GPT(GPTConfig(block_size=32, vocab_size=31, n_layer=1, n_head=2, n_embd=32)).to(device)
     opt = model.configure_optimizers(0.1, 3e-3)
     train, val = shards
     lines = []
@@ -339,3 +339,20 @@ def test_a_metrics_write_error_names_the_file(shards, tmp_path, monkeypatch):
         trainer.run()
     assert e.value.filename == os.path.join(str(tmp_path), "metrics.jsonl")
     assert e.value.strerror == "No space left on device"
+
+
+@pytest.mark.parametrize("device", ["cpu", "test"])
+def test_autocast_dtype_trains_in_bf16_with_float32_master_weights(shards, device):
+    losses = {}
+    for dtype in (None, cgad.bfloat16):
+        trainer, _ = make_trainer(shards, max_steps=8, autocast_dtype=dtype, device=device)
+        seen = []
+        trainer.add_callback("on_step_end", lambda t, info: seen.append(info["loss"]))
+        trainer.run()
+        losses[dtype] = seen
+        for name, p in trainer.model.named_parameters():
+            assert p.dtype == cgad.float32 and p.grad.dtype == cgad.float32 and p.device == device, name
+    assert losses[None] != losses[cgad.bfloat16]  # the region really ran the matmuls in bf16
+    np.testing.assert_allclose(losses[cgad.bfloat16], losses[None], atol=2e-2)
+    with pytest.raises(ValueError, match="autocast_dtype must be None or cgad.bfloat16"):
+        make_trainer(shards, autocast_dtype=cgad.float64)

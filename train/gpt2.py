@@ -95,6 +95,10 @@ def build_parser():
                                             "checkpoint; flags not given are the run's own")
     a("--overwrite", action="store_true", help="replace the run found in --out (deleted only "
                                                "once every other check has passed)")
+    a("--dtype", choices=("float32", "bfloat16"),
+      help="float32 (exact), or bfloat16: the forward and loss under cgad.autocast (bf16 "
+           "matmuls and attention; weights, grads and optimizer state stay float32). Default "
+           "float32; on --resume, the run's")
     a("--on-nan", choices=("stop", "skip"),
       help="a NaN or infinite loss or gradient norm: stop the run naming the step, keeping the "
            "last good checkpoint, or skip that update with a warning and go on, stopping after "
@@ -266,7 +270,7 @@ class Run:
         log(f"model: {args.model or 'from ' + args.init_from} "
             f"({self.model.num_parameters() / 1e6:.2f}M parameters, {self.model_config.n_layer}"
             f" layers, {self.model_config.n_head} heads, {self.model_config.n_embd} wide), "
-            f"device {self.device}, {cgad.get_num_threads()} thread(s)")
+            f"device {self.device}, {cgad.get_num_threads()} thread(s), {args.dtype}")
         ranks = f" x {self.world} ranks" if self.world > 1 else ""
         log(f"batch: {args.total_batch_size} tokens per step = B {args.B} x T {args.T}{ranks} x "
             f"{grad_accum} accumulation step(s); {args.max_steps} steps")
@@ -279,7 +283,8 @@ class Run:
             out_dir=out, sample_every=args.sample_every or None,
             sample_fn=self.sample if self.tokenizer is not None and self.rank == 0 else None,
             extra_state={"model_config": self.model_config.to_dict(), "tokenizer": record},
-            log=log, on_nan=args.on_nan, log_every=args.log_every)
+            log=log, on_nan=args.on_nan, log_every=args.log_every,
+            autocast_dtype=cgad.bfloat16 if args.dtype == "bfloat16" else None)
         config = {"args": {k: v for k, v in vars(args).items() if k not in NOT_SAVED},
                   "model": self.model_config.to_dict(), "tokenizer": record,
                   "data": {"text": self.text}}

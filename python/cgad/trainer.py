@@ -87,7 +87,9 @@ class Trainer:
     to out_dir too. log_every prints every Nth step line (and the last; 0: none).
     sample_fn(trainer) -> str, called every sample_every steps, prints samples during training.
     extra_state is stored in every checkpoint's state.json. on_nan says what a non-finite loss
-    or gradient norm does: "stop" or "skip" (see above).
+    or gradient norm does: "stop" or "skip" (see above). autocast_dtype=cgad.bfloat16 runs the
+    forward and the loss under cgad.autocast (bf16 matmuls and attention; weights, grads and
+    optimizer state stay float32).
     """
 
     max_skips_in_a_row = 10  # on_nan="skip" gives up after this many non-finite steps in a row
@@ -96,7 +98,7 @@ class Trainer:
                  grad_accum_steps=1, lr_schedule=None, grad_clip=1.0, val_every=50,
                  val_steps=20, ckpt_every=None, out_dir=None, sample_every=None, sample_fn=None,
                  extra_state=None, keep_checkpoints=2, log=None, on_nan="stop", log_every=1,
-                 progress_every=60.0):
+                 progress_every=60.0, autocast_dtype=None):
         if max_steps < 0 or grad_accum_steps < 1 or log_every < 0:
             raise ValueError(f"Trainer: need max_steps >= 0, grad_accum_steps >= 1 and "
                              f"log_every >= 0, got {max_steps}, {grad_accum_steps} and "
@@ -116,6 +118,9 @@ class Trainer:
         self.keep_checkpoints = keep_checkpoints
         self.on_nan = on_nan
         self.log_every, self.progress_every = log_every, progress_every
+        if autocast_dtype is not None and cgad._C.dtype_of(autocast_dtype) != cgad.bfloat16:
+            raise ValueError(f"Trainer: autocast_dtype must be None or cgad.bfloat16, got {autocast_dtype!r}")
+        self.autocast_dtype = autocast_dtype
         self._skips_in_a_row = 0
         self._stop_requested = False
         self.stopped = False
@@ -154,6 +159,11 @@ class Trainer:
             x, y = x.to(self.device), y.to(self.device)
         return x, y
 
+    def _autocast(self):
+        """The forward's mixed-precision region (disabled without autocast_dtype)."""
+        return cgad.autocast(self.device.type, dtype=self.autocast_dtype or cgad.bfloat16,
+                             enabled=self.autocast_dtype is not None)
+
     def _mean_over_ranks(self, value):
         if self.world == 1:
             return value
@@ -189,7 +199,8 @@ class Trainer:
                     if self._stop_requested and self.world == 1:  # ranks stop only where they agree
                         return None
                     x, y = self._batch(self.val_loader)
-                    _, loss = self.model(x, y)
+                    with self._autocast():
+                        _, loss = self.model(x, y)
                     total += loss.item()
         finally:
             self.model.train()
@@ -205,7 +216,8 @@ class Trainer:
         loss_accum = 0.0
         for _ in range(self.grad_accum_steps):
             x, y = self._batch(self.train_loader)
-            _, loss = self.model(x, y)
+            with self._autocast():  # the forward and the loss; backward and the step stay outside
+                _, loss = self.model(x, y)
             # the gradients of a sum of micro-batch means: divide so they add up to one mean
             loss = loss / self.grad_accum_steps
             loss_accum += loss.item()
