@@ -1,0 +1,234 @@
+// CPU kernels of the decode step (kernels/decode.h). With one new position per sequence every
+// linear layer is a matrix-vector product per sequence: each weight is read once from memory
+// per step and used B times, so the time is the weights' bytes over the memory bandwidth. The
+// threads split each layer's output features (contiguous weight rows) on a static schedule; a
+// whole block is one parallel region whose loops are separated by their implicit barriers, so a
+// step forks the team once per block instead of once per op. Every dot product is summed in a
+// fixed order, so results do not depend on the thread count.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include "backends/cpu/parallel.h"
+#include "backends/cpu/register.h"
+#include "backends/cpu/vmath.h"
+#include "kernels/decode.h"
+
+namespace cgad::cpu {
+
+namespace {
+
+constexpr int kRows = 4;   // weight rows per tile: each x load is shared by the tile's rows
+constexpr int kLanes = 16;  // accumulator lanes per dot product: one 512-bit register of floats
+
+enum class Epilogue { Store, AddTo, GeluTanh };
+
+// dots[b][r] = sum_k x[b * K + k] * W[r * K + k] for BB sequences and R weight rows. The
+// accumulators (BB * R registers) stay in registers over the whole k loop; each weight row is
+// streamed once and, for BB > 1, reused from L1 by the next sequence.
+template <typename T, int R, int BB>
+inline void dot_tile(const T* x, const T* W, int64_t K, T (&dots)[BB][R]) {
+  T acc[BB][R][kLanes] = {};
+  const int64_t kv = K - K % kLanes;
+  for (int64_t k = 0; k < kv; k += kLanes)
+    for (int b = 0; b < BB; ++b)
+      for (int r = 0; r < R; ++r) {
+#pragma omp simd
+        for (int l = 0; l < kLanes; ++l) acc[b][r][l] += x[b * K + k + l] * W[r * K + k + l];
+      }
+  for (int b = 0; b < BB; ++b)
+    for (int r = 0; r < R; ++r) {
+      T s = 0;
+      for (int l = 0; l < kLanes; ++l) s += acc[b][r][l];
+      for (int64_t k = kv; k < K; ++k) s += x[b * K + k] * W[r * K + k];
+      dots[b][r] = s;
+    }
+}
+
+template <typename T>
+inline T gelu_tanh(T v) {  // the formula of the gelu kernel (backends/cpu/gelu.cpp)
+  const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
+  return T(0.5) * v * (T(1) + vm::tanh(u));
+}
+
+// out (B, N) op= x (B, K) @ W[n0 : n0 + R]^T + bias for the R rows of one tile.
+template <typename T, Epilogue E, int R>
+inline void gemv_tile(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int64_t N, T* out,
+                      int64_t n0) {
+  const T* Wn = W + n0 * K;
+  auto put = [&](int64_t b, int r, T dot) {
+    const T v = dot + (bias ? bias[n0 + r] : T(0));
+    T& o = out[b * N + n0 + r];
+    if constexpr (E == Epilogue::Store) o = v;
+    if constexpr (E == Epilogue::AddTo) o += v;
+    if constexpr (E == Epilogue::GeluTanh) o = gelu_tanh(v);
+  };
+  int64_t b = 0;
+  for (; b + 2 <= B; b += 2) {
+    T d[2][R];
+    dot_tile<T, R, 2>(x + b * K, Wn, K, d);
+    for (int r = 0; r < R; ++r) put(b, r, d[0][r]), put(b + 1, r, d[1][r]);
+  }
+  if (b < B) {
+    T d[1][R];
+    dot_tile<T, R, 1>(x + b * K, Wn, K, d);
+    for (int r = 0; r < R; ++r) put(b, r, d[0][r]);
+  }
+}
+
+// out (B, N) op= x (B, K) @ W^T + bias (W (N, K), bias (N,) or null). Called inside a parallel
+// region: the tiles of output features are shared among its threads.
+template <typename T, Epilogue E>
+void gemv(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int64_t N, T* out) {
+  const int64_t full = N / kRows;
+#pragma omp for schedule(static)
+  for (int64_t t = 0; t < full; ++t) gemv_tile<T, E, kRows>(x, B, K, W, bias, N, out, t * kRows);
+#pragma omp single
+  for (int64_t n = full * kRows; n < N; ++n) gemv_tile<T, E, 1>(x, B, K, W, bias, N, out, n);
+}
+
+// y (B, C) = layer_norm of each row of x, with the layer_norm kernel's arithmetic (double
+// statistics). Inside a parallel region.
+template <typename T>
+void layer_norm_rows(const T* x, const T* w, const T* b, T* y, int64_t B, int64_t C, double eps) {
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < B; ++r) {
+    const T* xr = x + r * C;
+    T* yr = y + r * C;
+    double m = 0;
+#pragma omp simd reduction(+ : m)
+    for (int64_t j = 0; j < C; ++j) m += double(xr[j]);
+    m /= double(C);
+    double v = 0;
+#pragma omp simd reduction(+ : v)
+    for (int64_t j = 0; j < C; ++j) {
+      const double d = double(xr[j]) - m;
+      v += d * d;
+    }
+    v /= double(C);
+    const T mt = T(m), rs = T(1.0 / std::sqrt(v + eps));
+#pragma omp simd
+    for (int64_t j = 0; j < C; ++j) yr[j] = (xr[j] - mt) * rs * w[j] + b[j];
+  }
+}
+
+// For each (sequence, head): store the new key and value at pos, then y = softmax(q . K^T *
+// scale) @ V over positions 0..pos. qkv (B, 3C); caches (B, NH, S, HS); scores (B, NH, S);
+// y (B, C) with heads side by side. Inside a parallel region.
+template <typename T>
+void attend(const T* qkv, T* kc, T* vc, T* scores, T* y, int64_t B, int64_t C, int64_t NH, int64_t S,
+            int64_t pos) {
+  const int64_t HS = C / NH;
+  const T scale = T(1.0 / std::sqrt(double(HS)));
+#pragma omp for schedule(static)
+  for (int64_t task = 0; task < B * NH; ++task) {  // task = b * NH + h: the cache's (b, h) row
+    const int64_t b = task / NH, h = task % NH;
+    const T* q = qkv + b * 3 * C + h * HS;
+    T* K = kc + task * S * HS;
+    T* V = vc + task * S * HS;
+    std::copy(q + C, q + C + HS, K + pos * HS);
+    std::copy(q + 2 * C, q + 2 * C + HS, V + pos * HS);
+    T* s = scores + task * S;
+    T m = -std::numeric_limits<T>::infinity();
+    for (int64_t t = 0; t <= pos; ++t) {
+      const T* kt = K + t * HS;
+      T d = 0;
+#pragma omp simd reduction(+ : d)
+      for (int64_t e = 0; e < HS; ++e) d += q[e] * kt[e];
+      s[t] = d * scale;
+      m = std::max(m, s[t]);
+    }
+    T sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t t = 0; t <= pos; ++t) {
+      s[t] = vm::exp(s[t] - m);
+      sum += s[t];
+    }
+    T* yo = y + b * C + h * HS;
+    std::fill(yo, yo + HS, T(0));
+    for (int64_t t = 0; t <= pos; ++t) {
+      const T p = s[t];
+      const T* vt = V + t * HS;
+#pragma omp simd
+      for (int64_t e = 0; e < HS; ++e) yo[e] += p * vt[e];
+    }
+    const T inv = T(1) / sum;
+#pragma omp simd
+    for (int64_t e = 0; e < HS; ++e) yo[e] *= inv;
+  }
+}
+
+template <typename T>
+void block_forward(const Tensor& x, const DecodeBlockWeights& w, const Tensor& k_cache, const Tensor& v_cache,
+                   int64_t pos, int64_t NH, double eps, const Tensor& work) {
+  const int64_t B = x.size(0), C = x.size(1), S = k_cache.size(2);
+  T* X = x.data<T>();
+  T* ln = work.data<T>();   // (B, C)
+  T* qkv = ln + B * C;      // (B, 3C)
+  T* y = qkv + 3 * B * C;   // (B, C)
+  T* hid = y + B * C;       // (B, 4C)
+  T* scores = hid + 4 * B * C;  // (B, NH, S)
+  const T *ln1w = w.ln1_w.data<T>(), *ln1b = w.ln1_b.data<T>(), *aw = w.attn_w.data<T>(),
+          *ab = w.attn_b.data<T>(), *pw = w.attn_proj_w.data<T>(), *pb = w.attn_proj_b.data<T>(),
+          *ln2w = w.ln2_w.data<T>(), *ln2b = w.ln2_b.data<T>(), *fw = w.fc_w.data<T>(), *fb = w.fc_b.data<T>(),
+          *mw = w.mlp_proj_w.data<T>(), *mb = w.mlp_proj_b.data<T>();
+  T *K = k_cache.data<T>(), *V = v_cache.data<T>();
+#pragma omp parallel num_threads(get_num_threads())
+  {
+    layer_norm_rows(X, ln1w, ln1b, ln, B, C, eps);
+    gemv<T, Epilogue::Store>(ln, B, C, aw, ab, 3 * C, qkv);
+    attend(qkv, K, V, scores, y, B, C, NH, S, pos);
+    gemv<T, Epilogue::AddTo>(y, B, C, pw, pb, C, X);
+    layer_norm_rows(X, ln2w, ln2b, ln, B, C, eps);
+    gemv<T, Epilogue::GeluTanh>(ln, B, C, fw, fb, 4 * C, hid);
+    gemv<T, Epilogue::AddTo>(hid, B, 4 * C, mw, mb, C, X);
+  }
+}
+
+void block(const Tensor& x, const DecodeBlockWeights& w, const Tensor& k_cache, const Tensor& v_cache, int64_t pos,
+           int64_t n_head, double eps, const Tensor& work) {
+  dispatch_float(x.dtype(), "decode_block_", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    block_forward<T>(x, w, k_cache, v_cache, pos, n_head, eps, work);
+  });
+}
+
+void logits(const Tensor& out, const Tensor& x, const Tensor& ln_w, const Tensor& ln_b, const Tensor& wte,
+            double eps, const Tensor& work) {
+  dispatch_float(x.dtype(), "decode_logits_", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const int64_t B = x.size(0), C = x.size(1), V = wte.size(0);
+    const T *X = x.data<T>(), *lw = ln_w.data<T>(), *lb = ln_b.data<T>(), *W = wte.data<T>();
+    T *ln = work.data<T>(), *o = out.data<T>();
+#pragma omp parallel num_threads(get_num_threads())
+    {
+      layer_norm_rows(X, lw, lb, ln, B, C, eps);
+      gemv<T, Epilogue::Store>(ln, B, C, W, static_cast<const T*>(nullptr), V, o);
+    }
+  });
+}
+
+void embed(const Tensor& x, const Tensor& ids, const Tensor& wte, const Tensor& wpe, int64_t pos) {
+  const int64_t B = x.size(0), C = x.size(1), Vocab = wte.size(0);
+  const int64_t* id = ids.data<int64_t>();
+  for (int64_t b = 0; b < B; ++b)
+    if (id[b] < 0 || id[b] >= Vocab)
+      throw IndexError(str("decode_embed_: index ", id[b], " is out of range for a table of ", Vocab, " rows"));
+  dispatch_float(x.dtype(), "decode_embed_", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* X = x.data<T>();
+    const T *E = wte.data<T>(), *P = wpe.data<T>() + pos * C;
+    for (int64_t b = 0; b < B; ++b) {
+      const T* e = E + id[b] * C;
+#pragma omp simd
+      for (int64_t j = 0; j < C; ++j) X[b * C + j] = e[j] + P[j];
+    }
+  });
+}
+
+}  // namespace
+
+CGAD_REGISTER_CPU_KERNEL(decode_embed_kernel, embed);
+CGAD_REGISTER_CPU_KERNEL(decode_block_kernel, block);
+CGAD_REGISTER_CPU_KERNEL(decode_logits_kernel, logits);
+
+}  // namespace cgad::cpu
