@@ -21,10 +21,12 @@ struct DecodeBlockWeights {
   Tensor mlp_proj_w, mlp_proj_b;    // (C, 4C), (C,)
 };
 
-// Elements of the scratch a decode step needs: layer_norm output (B, C), qkv (B, 3C),
-// attention output (B, C), MLP hidden (B, 4C), attention scores (B, NH, S).
-inline int64_t decode_work_numel(int64_t B, int64_t C, int64_t NH, int64_t S) {
-  return B * (C + 3 * C + C + 4 * C) + B * NH * S;
+// Elements of the scratch a decode step needs: qkv (B, 3C), attention output (B, C), MLP hidden
+// (B, 4C), attention scores (B, NH, S), then one layer_norm output (B, C) per thread (each
+// thread normalizes x for itself instead of waiting at a barrier). The kernels run on at most as
+// many threads as `work` has such slots; decode_logits_ uses the whole buffer as slots.
+inline int64_t decode_work_numel(int64_t B, int64_t C, int64_t NH, int64_t S, int64_t threads) {
+  return B * (3 * C + C + 4 * C) + B * NH * S + threads * B * C;
 }
 
 // x[b] = wte[ids[b]] + wpe[pos]; ids (B,) int64. An id outside [0, V) is IndexError, raised

@@ -44,10 +44,11 @@ void check_x(const Tensor& x, const char* op) {
 
 }  // namespace
 
-int64_t decode_work_size(int64_t B, int64_t C, int64_t n_head, int64_t S) {
-  if (B < 1 || C < 1 || n_head < 1 || S < 1 || C % n_head)
-    throw ValueError(str("decode_work_size: bad sizes B=", B, " C=", C, " n_head=", n_head, " S=", S));
-  return decode_work_numel(B, C, n_head, S);
+int64_t decode_work_size(int64_t B, int64_t C, int64_t n_head, int64_t S, int64_t threads) {
+  if (B < 1 || C < 1 || n_head < 1 || S < 1 || threads < 1 || C % n_head)
+    throw ValueError(str("decode_work_size: bad sizes B=", B, " C=", C, " n_head=", n_head, " S=", S,
+                         " threads=", threads));
+  return decode_work_numel(B, C, n_head, S, threads);
 }
 
 void decode_embed_(const Tensor& x, const Tensor& ids, const Tensor& wte, const Tensor& wpe, int64_t pos) {
@@ -94,7 +95,7 @@ void decode_block_(const Tensor& x, const std::vector<Tensor>& weights, const Te
   check_operand(k_cache, x, {B, n_head, S, C / n_head}, op, "k_cache");
   check_operand(v_cache, x, {B, n_head, S, C / n_head}, op, "v_cache");
   if (pos < 0 || pos >= S) throw IndexError(str(op, ": position ", pos, " is outside the cache's ", S, " positions"));
-  check_work(work, x, decode_work_numel(B, C, n_head, S), op);
+  check_work(work, x, decode_work_numel(B, C, n_head, S, 1), op);
   decode_block_kernel()(x.device(), x, w, k_cache, v_cache, pos, n_head, eps, work);
 }
 

@@ -2,8 +2,8 @@
 // linear layer is a matrix-vector product per sequence: each weight is read once from memory
 // per step and used B times, so the time is the weights' bytes over the memory bandwidth. The
 // threads split each layer's output features (contiguous weight rows) on a static schedule; a
-// whole block is one parallel region whose loops are separated by their implicit barriers, so a
-// step forks the team once per block instead of once per op. Every dot product is summed in a
+// whole block is one parallel region with three barriers, so a step forks the team once per
+// block instead of once per op, and waits for its slowest thread four times per block. Every dot product is summed in a
 // fixed order, so results do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
@@ -35,10 +35,14 @@ inline void dot_tile(const T* x, const T* W, int64_t K, T (&dots)[BB][R]) {
 #pragma omp simd
         for (int l = 0; l < kLanes; ++l) acc[b][r][l] += x[b * K + k + l] * W[r * K + k + l];
       }
+  // lanes summed pairwise (l with l + half), a fixed order that stays in vector registers
+  for (int half = kLanes / 2; half > 0; half /= 2)
+    for (int b = 0; b < BB; ++b)
+      for (int r = 0; r < R; ++r)
+        for (int l = 0; l < half; ++l) acc[b][r][l] += acc[b][r][l + half];
   for (int b = 0; b < BB; ++b)
     for (int r = 0; r < R; ++r) {
-      T s = 0;
-      for (int l = 0; l < kLanes; ++l) s += acc[b][r][l];
+      T s = acc[b][r][0];
       for (int64_t k = kv; k < K; ++k) s += x[b * K + k] * W[r * K + k];
       dots[b][r] = s;
     }
@@ -75,22 +79,36 @@ inline void gemv_tile(const T* x, int64_t B, int64_t K, const T* W, const T* bia
   }
 }
 
-// out (B, N) op= x (B, K) @ W^T + bias (W (N, K), bias (N,) or null). Called inside a parallel
-// region: the tiles of output features are shared among its threads.
+// out (B, N) op= x (B, K) @ W^T + bias (W (N, K), bias (N,) or null) for the rows [n0, n1).
 template <typename T, Epilogue E>
-void gemv(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int64_t N, T* out) {
-  const int64_t full = N / kRows;
-#pragma omp for schedule(static)
-  for (int64_t t = 0; t < full; ++t) gemv_tile<T, E, kRows>(x, B, K, W, bias, N, out, t * kRows);
-#pragma omp single
-  for (int64_t n = full * kRows; n < N; ++n) gemv_tile<T, E, 1>(x, B, K, W, bias, N, out, n);
+void gemv_rows(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int64_t N, T* out, int64_t n0,
+               int64_t n1) {
+  int64_t n = n0;
+  for (; n + kRows <= n1; n += kRows) gemv_tile<T, E, kRows>(x, B, K, W, bias, N, out, n);
+  for (; n < n1; ++n) gemv_tile<T, E, 1>(x, B, K, W, bias, N, out, n);
+}
+
+// The calling thread's static share [begin, end) of n items, in whole tiles of `tile` items.
+struct Share {
+  int64_t begin, end;
+};
+inline Share my_share(int64_t n, int64_t tile = 1) {
+  const int64_t tiles = (n + tile - 1) / tile, t = omp_get_thread_num(), nt = omp_get_num_threads();
+  return {std::min(n, tiles * t / nt * tile), std::min(n, tiles * (t + 1) / nt * tile)};
+}
+
+// The thread's share of out (B, N) op= x @ W^T + bias, split over output features. Inside a
+// parallel region; no barrier.
+template <typename T, Epilogue E>
+void gemv_share(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int64_t N, T* out) {
+  const Share s = my_share(N, kRows);
+  gemv_rows<T, E>(x, B, K, W, bias, N, out, s.begin, s.end);
 }
 
 // y (B, C) = layer_norm of each row of x, with the layer_norm kernel's arithmetic (double
-// statistics). Inside a parallel region.
+// statistics).
 template <typename T>
 void layer_norm_rows(const T* x, const T* w, const T* b, T* y, int64_t B, int64_t C, double eps) {
-#pragma omp for schedule(static)
   for (int64_t r = 0; r < B; ++r) {
     const T* xr = x + r * C;
     T* yr = y + r * C;
@@ -111,76 +129,95 @@ void layer_norm_rows(const T* x, const T* w, const T* b, T* y, int64_t B, int64_
   }
 }
 
-// For each (sequence, head): store the new key and value at pos, then y = softmax(q . K^T *
-// scale) @ V over positions 0..pos. qkv (B, 3C); caches (B, NH, S, HS); scores (B, NH, S);
-// y (B, C) with heads side by side. Inside a parallel region.
+// Head h of sequence b: store the new key and value at pos, then y = softmax(q . K^T * scale) @ V
+// over positions 0..pos. qkv (B, 3C); caches (B, NH, S, HS); scores (B, NH, S); y (B, C) with
+// heads side by side.
 template <typename T>
-void attend(const T* qkv, T* kc, T* vc, T* scores, T* y, int64_t B, int64_t C, int64_t NH, int64_t S,
+void attend(const T* qkv, T* kc, T* vc, T* scores, T* y, int64_t b, int64_t h, int64_t C, int64_t NH, int64_t S,
             int64_t pos) {
-  const int64_t HS = C / NH;
+  const int64_t HS = C / NH, row = b * NH + h;  // the cache's (b, h) row
   const T scale = T(1.0 / std::sqrt(double(HS)));
-#pragma omp for schedule(static)
-  for (int64_t task = 0; task < B * NH; ++task) {  // task = b * NH + h: the cache's (b, h) row
-    const int64_t b = task / NH, h = task % NH;
-    const T* q = qkv + b * 3 * C + h * HS;
-    T* K = kc + task * S * HS;
-    T* V = vc + task * S * HS;
-    std::copy(q + C, q + C + HS, K + pos * HS);
-    std::copy(q + 2 * C, q + 2 * C + HS, V + pos * HS);
-    T* s = scores + task * S;
-    T m = -std::numeric_limits<T>::infinity();
-    for (int64_t t = 0; t <= pos; ++t) {
-      const T* kt = K + t * HS;
-      T d = 0;
+  const T* q = qkv + b * 3 * C + h * HS;
+  T* K = kc + row * S * HS;
+  T* V = vc + row * S * HS;
+  std::copy(q + C, q + C + HS, K + pos * HS);
+  std::copy(q + 2 * C, q + 2 * C + HS, V + pos * HS);
+  T* s = scores + row * S;
+  T m = -std::numeric_limits<T>::infinity();
+  for (int64_t t = 0; t <= pos; ++t) {
+    const T* kt = K + t * HS;
+    T d = 0;
 #pragma omp simd reduction(+ : d)
-      for (int64_t e = 0; e < HS; ++e) d += q[e] * kt[e];
-      s[t] = d * scale;
-      m = std::max(m, s[t]);
-    }
-    T sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t t = 0; t <= pos; ++t) {
-      s[t] = vm::exp(s[t] - m);
-      sum += s[t];
-    }
-    T* yo = y + b * C + h * HS;
-    std::fill(yo, yo + HS, T(0));
-    for (int64_t t = 0; t <= pos; ++t) {
-      const T p = s[t];
-      const T* vt = V + t * HS;
-#pragma omp simd
-      for (int64_t e = 0; e < HS; ++e) yo[e] += p * vt[e];
-    }
-    const T inv = T(1) / sum;
-#pragma omp simd
-    for (int64_t e = 0; e < HS; ++e) yo[e] *= inv;
+    for (int64_t e = 0; e < HS; ++e) d += q[e] * kt[e];
+    s[t] = d * scale;
+    m = std::max(m, s[t]);
   }
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t t = 0; t <= pos; ++t) {
+    s[t] = vm::exp(s[t] - m);
+    sum += s[t];
+  }
+  T* yo = y + b * C + h * HS;
+  std::fill(yo, yo + HS, T(0));
+  for (int64_t t = 0; t <= pos; ++t) {
+    const T p = s[t];
+    const T* vt = V + t * HS;
+#pragma omp simd
+    for (int64_t e = 0; e < HS; ++e) yo[e] += p * vt[e];
+  }
+  const T inv = T(1) / sum;
+#pragma omp simd
+  for (int64_t e = 0; e < HS; ++e) yo[e] *= inv;
 }
 
+// Threads the decode kernels use: as many as asked for, but no more than `work` has layer_norm
+// slots for (kernels/decode.h).
+int decode_threads(const Tensor& work, int64_t fixed, int64_t slot) {
+  const int64_t slots = (work.numel() - fixed) / slot;
+  return int(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), slots)));
+}
+
+// A block in four phases separated by barriers (a barrier costs far more than the few thousand
+// flops it would save to share the layer_norms, so every thread normalizes x itself):
+//   1. ln_1(x); for the thread's heads, their q, k, v rows of c_attn and their attention
+//   2. x += attn.c_proj(y), output features split
+//   3. ln_2(x); hid = gelu(c_fc(.)), output features split
+//   4. x += mlp.c_proj(hid), output features split
 template <typename T>
 void block_forward(const Tensor& x, const DecodeBlockWeights& w, const Tensor& k_cache, const Tensor& v_cache,
                    int64_t pos, int64_t NH, double eps, const Tensor& work) {
-  const int64_t B = x.size(0), C = x.size(1), S = k_cache.size(2);
+  const int64_t B = x.size(0), C = x.size(1), S = k_cache.size(2), HS = C / NH;
+  const int64_t fixed = decode_work_numel(B, C, NH, S, 0);
+  const int nt = decode_threads(work, fixed, B * C);
   T* X = x.data<T>();
-  T* ln = work.data<T>();   // (B, C)
-  T* qkv = ln + B * C;      // (B, 3C)
-  T* y = qkv + 3 * B * C;   // (B, C)
-  T* hid = y + B * C;       // (B, 4C)
-  T* scores = hid + 4 * B * C;  // (B, NH, S)
+  T* qkv = work.data<T>();       // (B, 3C)
+  T* y = qkv + 3 * B * C;        // (B, C)
+  T* hid = y + B * C;            // (B, 4C)
+  T* scores = hid + 4 * B * C;   // (B, NH, S)
+  T* ln_slots = work.data<T>() + fixed;  // (threads, B, C)
   const T *ln1w = w.ln1_w.data<T>(), *ln1b = w.ln1_b.data<T>(), *aw = w.attn_w.data<T>(),
           *ab = w.attn_b.data<T>(), *pw = w.attn_proj_w.data<T>(), *pb = w.attn_proj_b.data<T>(),
           *ln2w = w.ln2_w.data<T>(), *ln2b = w.ln2_b.data<T>(), *fw = w.fc_w.data<T>(), *fb = w.fc_b.data<T>(),
           *mw = w.mlp_proj_w.data<T>(), *mb = w.mlp_proj_b.data<T>();
   T *K = k_cache.data<T>(), *V = v_cache.data<T>();
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(nt)
   {
+    T* ln = ln_slots + omp_get_thread_num() * B * C;
     layer_norm_rows(X, ln1w, ln1b, ln, B, C, eps);
-    gemv<T, Epilogue::Store>(ln, B, C, aw, ab, 3 * C, qkv);
-    attend(qkv, K, V, scores, y, B, C, NH, S, pos);
-    gemv<T, Epilogue::AddTo>(y, B, C, pw, pb, C, X);
+    const Share heads = my_share(NH);
+    for (int64_t h = heads.begin; h < heads.end; ++h)
+      for (int64_t part = 0; part < 3; ++part)  // q, k, v rows of head h
+        gemv_rows<T, Epilogue::Store>(ln, B, C, aw, ab, 3 * C, qkv, part * C + h * HS, part * C + (h + 1) * HS);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = heads.begin; h < heads.end; ++h) attend(qkv, K, V, scores, y, b, h, C, NH, S, pos);
+#pragma omp barrier
+    gemv_share<T, Epilogue::AddTo>(y, B, C, pw, pb, C, X);
+#pragma omp barrier
     layer_norm_rows(X, ln2w, ln2b, ln, B, C, eps);
-    gemv<T, Epilogue::GeluTanh>(ln, B, C, fw, fb, 4 * C, hid);
-    gemv<T, Epilogue::AddTo>(hid, B, 4 * C, mw, mb, C, X);
+    gemv_share<T, Epilogue::GeluTanh>(ln, B, C, fw, fb, 4 * C, hid);
+#pragma omp barrier
+    gemv_share<T, Epilogue::AddTo>(hid, B, 4 * C, mw, mb, C, X);
   }
 }
 
@@ -198,11 +235,12 @@ void logits(const Tensor& out, const Tensor& x, const Tensor& ln_w, const Tensor
     using T = typename decltype(tag)::type;
     const int64_t B = x.size(0), C = x.size(1), V = wte.size(0);
     const T *X = x.data<T>(), *lw = ln_w.data<T>(), *lb = ln_b.data<T>(), *W = wte.data<T>();
-    T *ln = work.data<T>(), *o = out.data<T>();
-#pragma omp parallel num_threads(get_num_threads())
+    T* o = out.data<T>();
+#pragma omp parallel num_threads(decode_threads(work, 0, B * C))
     {
+      T* ln = work.data<T>() + omp_get_thread_num() * B * C;  // each thread's own ln_f(x)
       layer_norm_rows(X, lw, lb, ln, B, C, eps);
-      gemv<T, Epilogue::Store>(ln, B, C, W, static_cast<const T*>(nullptr), V, o);
+      gemv_share<T, Epilogue::Store>(ln, B, C, W, static_cast<const T*>(nullptr), V, o);
     }
   });
 }

@@ -283,7 +283,8 @@ class KVCache:
         self.kv = [(buf(B, NH, size, HS), buf(B, NH, size, HS)) for _ in range(cfg.n_layer)]
         self.x = buf(B, cfg.n_embd)  # (B, C) the new position's residual stream
         self.logits = buf(B, cfg.vocab_size)  # (B, V)
-        self.work = buf(cgad._C.decode_work_size(B, cfg.n_embd, NH, size))
+        # one layer_norm slot per thread (kernels/decode.h)
+        self.work = buf(cgad._C.decode_work_size(B, cfg.n_embd, NH, size, cgad.get_num_threads()))
         self.weights = [[blk.ln_1.weight, blk.ln_1.bias, blk.attn.c_attn.weight, blk.attn.c_attn.bias,
                          blk.attn.c_proj.weight, blk.attn.c_proj.bias, blk.ln_2.weight, blk.ln_2.bias,
                          blk.mlp.c_fc.weight, blk.mlp.c_fc.bias, blk.mlp.c_proj.weight, blk.mlp.c_proj.bias]
