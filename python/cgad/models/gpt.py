@@ -112,6 +112,41 @@ class Block(nn.Module):
         return x
 
 
+class KVCache:
+    """The keys and values of every layer for B sequences and `size` positions, preallocated,
+    and the buffers one decode step reuses; `length` positions are filled."""
+
+    def __init__(self, model, B, size, device):
+        cfg = model.config
+        NH, HS = cfg.n_head, cfg.n_embd // cfg.n_head
+        dtype = model.lm_head.weight.dtype
+        self.size, self.length = size, 0
+
+        def buf(*shape):
+            return cgad.empty(*shape, dtype=dtype, device=device)
+
+        self.kv = [(buf(B, NH, size, HS), buf(B, NH, size, HS)) for _ in range(cfg.n_layer)]
+        self.x = buf(B, cfg.n_embd)  # (B, C) the new position's residual stream
+        self.logits = buf(B, cfg.vocab_size)  # (B, V)
+        # one layer_norm slot per thread (kernels/decode.h)
+        self.work = buf(cgad._C.decode_work_size(B, cfg.n_embd, NH, size, cgad.get_num_threads()))
+        self.weights = [[blk.ln_1.weight, blk.ln_1.bias, blk.attn.c_attn.weight, blk.attn.c_attn.bias,
+                         blk.attn.c_proj.weight, blk.attn.c_proj.bias, blk.ln_2.weight, blk.ln_2.bias,
+                         blk.mlp.c_fc.weight, blk.mlp.c_fc.bias, blk.mlp.c_proj.weight, blk.mlp.c_proj.bias]
+                        for blk in model.transformer.h]
+        self.eps = [blk.ln_1.eps for blk in model.transformer.h]  # ln_2's is the same: GPT-2's 1e-5
+
+
+def _sample(logits, temperature, top_k):
+    """One id per row of logits (B, V): softmax(logits / temperature) over the top_k largest."""
+    logits = logits / temperature
+    if top_k is not None:
+        v, _ = logits.topk(min(top_k, logits.shape[-1]))
+        logits = logits.masked_fill(logits < v[:, -1:], float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    return cgad.multinomial(probs, 1)  # (B, 1)
+
+
 class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -265,41 +300,6 @@ class GPT(nn.Module):
         except KeyError as e:
             raise ValueError(f"{path}: weights do not match GPT-2's names: {e}") from None
         return model
-
-
-class KVCache:
-    """The keys and values of every layer for B sequences and `size` positions, preallocated,
-    and the buffers one decode step reuses; `length` positions are filled."""
-
-    def __init__(self, model, B, size, device):
-        cfg = model.config
-        NH, HS = cfg.n_head, cfg.n_embd // cfg.n_head
-        dtype = model.lm_head.weight.dtype
-        self.size, self.length = size, 0
-
-        def buf(*shape):
-            return cgad.empty(*shape, dtype=dtype, device=device)
-
-        self.kv = [(buf(B, NH, size, HS), buf(B, NH, size, HS)) for _ in range(cfg.n_layer)]
-        self.x = buf(B, cfg.n_embd)  # (B, C) the new position's residual stream
-        self.logits = buf(B, cfg.vocab_size)  # (B, V)
-        # one layer_norm slot per thread (kernels/decode.h)
-        self.work = buf(cgad._C.decode_work_size(B, cfg.n_embd, NH, size, cgad.get_num_threads()))
-        self.weights = [[blk.ln_1.weight, blk.ln_1.bias, blk.attn.c_attn.weight, blk.attn.c_attn.bias,
-                         blk.attn.c_proj.weight, blk.attn.c_proj.bias, blk.ln_2.weight, blk.ln_2.bias,
-                         blk.mlp.c_fc.weight, blk.mlp.c_fc.bias, blk.mlp.c_proj.weight, blk.mlp.c_proj.bias]
-                        for blk in model.transformer.h]
-        self.eps = [blk.ln_1.eps for blk in model.transformer.h]
-
-
-def _sample(logits, temperature, top_k):
-    """One id per row of logits (B, V): softmax(logits / temperature) over the top_k largest."""
-    logits = logits / temperature
-    if top_k is not None:
-        v, _ = logits.topk(min(top_k, logits.shape[-1]))
-        logits = logits.masked_fill(logits < v[:, -1:], float("-inf"))
-    probs = F.softmax(logits, dim=-1)
-    return cgad.multinomial(probs, 1)  # (B, 1)
 
 
 # n_embd -> n_head for the GPT-2 family, used when no config.json says otherwise
