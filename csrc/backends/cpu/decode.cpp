@@ -17,36 +17,42 @@ namespace cgad::cpu {
 
 namespace {
 
-constexpr int kRows = 4;   // weight rows per tile: each x load is shared by the tile's rows
-constexpr int kLanes = 16;  // accumulator lanes per dot product: one 512-bit register of floats
+constexpr int kLanes = 16;  // floats per vector register (512-bit)
+constexpr int kChains = 4;  // independent accumulators per dot product, to cover FMA latency
+constexpr int kBatch = 4;   // sequences sharing each load of a weight row
+
+// dots[b] = sum_k x[b * K + k] * W[k] for BB sequences and one weight row. The row is read
+// front to back, so the weights stream through memory in one linear sweep that the hardware
+// prefetcher follows (tiles of several rows read as interleaved short streams were half as fast);
+// x (B, K) stays in L1/L2. The BB * kChains accumulators stay in registers; the summation order
+// is fixed.
+template <typename T, int BB>
+inline void dot_row(const T* x, const T* W, int64_t K, T (&dots)[BB]) {
+  // with several sequences their dot products are the independent chains already; more would
+  // only add loads of x
+  constexpr int Chains = BB >= kBatch ? 1 : kChains;
+  constexpr int64_t step = Chains * kLanes;
+  T acc[BB][Chains][kLanes] = {};
+  const int64_t kv = K - K % step;
+  for (int64_t k = 0; k < kv; k += step)
+    for (int c = 0; c < Chains; ++c)
+      for (int b = 0; b < BB; ++b) {
+#pragma omp simd
+        for (int l = 0; l < kLanes; ++l) acc[b][c][l] += x[b * K + k + c * kLanes + l] * W[k + c * kLanes + l];
+      }
+  for (int b = 0; b < BB; ++b) {
+    for (int c = 1; c < Chains; ++c)
+      for (int l = 0; l < kLanes; ++l) acc[b][0][l] += acc[b][c][l];
+    // lanes summed pairwise (l with l + half), a fixed order that stays in vector registers
+    for (int half = kLanes / 2; half > 0; half /= 2)
+      for (int l = 0; l < half; ++l) acc[b][0][l] += acc[b][0][l + half];
+    T s = acc[b][0][0];
+    for (int64_t k = kv; k < K; ++k) s += x[b * K + k] * W[k];
+    dots[b] = s;
+  }
+}
 
 enum class Epilogue { Store, AddTo, GeluTanh };
-
-// dots[b][r] = sum_k x[b * K + k] * W[r * K + k] for BB sequences and R weight rows. The
-// accumulators (BB * R registers) stay in registers over the whole k loop; each weight row is
-// streamed once and, for BB > 1, reused from L1 by the next sequence.
-template <typename T, int R, int BB>
-inline void dot_tile(const T* x, const T* W, int64_t K, T (&dots)[BB][R]) {
-  T acc[BB][R][kLanes] = {};
-  const int64_t kv = K - K % kLanes;
-  for (int64_t k = 0; k < kv; k += kLanes)
-    for (int b = 0; b < BB; ++b)
-      for (int r = 0; r < R; ++r) {
-#pragma omp simd
-        for (int l = 0; l < kLanes; ++l) acc[b][r][l] += x[b * K + k + l] * W[r * K + k + l];
-      }
-  // lanes summed pairwise (l with l + half), a fixed order that stays in vector registers
-  for (int half = kLanes / 2; half > 0; half /= 2)
-    for (int b = 0; b < BB; ++b)
-      for (int r = 0; r < R; ++r)
-        for (int l = 0; l < half; ++l) acc[b][r][l] += acc[b][r][l + half];
-  for (int b = 0; b < BB; ++b)
-    for (int r = 0; r < R; ++r) {
-      T s = acc[b][r][0];
-      for (int64_t k = kv; k < K; ++k) s += x[b * K + k] * W[r * K + k];
-      dots[b][r] = s;
-    }
-}
 
 template <typename T>
 inline T gelu_tanh(T v) {  // the formula of the gelu kernel (backends/cpu/gelu.cpp)
@@ -54,38 +60,31 @@ inline T gelu_tanh(T v) {  // the formula of the gelu kernel (backends/cpu/gelu.
   return T(0.5) * v * (T(1) + vm::tanh(u));
 }
 
-// out (B, N) op= x (B, K) @ W[n0 : n0 + R]^T + bias for the R rows of one tile.
-template <typename T, Epilogue E, int R>
-inline void gemv_tile(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int64_t N, T* out,
-                      int64_t n0) {
-  const T* Wn = W + n0 * K;
-  auto put = [&](int64_t b, int r, T dot) {
-    const T v = dot + (bias ? bias[n0 + r] : T(0));
-    T& o = out[b * N + n0 + r];
-    if constexpr (E == Epilogue::Store) o = v;
-    if constexpr (E == Epilogue::AddTo) o += v;
-    if constexpr (E == Epilogue::GeluTanh) o = gelu_tanh(v);
-  };
-  int64_t b = 0;
-  for (; b + 2 <= B; b += 2) {
-    T d[2][R];
-    dot_tile<T, R, 2>(x + b * K, Wn, K, d);
-    for (int r = 0; r < R; ++r) put(b, r, d[0][r]), put(b + 1, r, d[1][r]);
-  }
-  if (b < B) {
-    T d[1][R];
-    dot_tile<T, R, 1>(x + b * K, Wn, K, d);
-    for (int r = 0; r < R; ++r) put(b, r, d[0][r]);
-  }
-}
-
 // out (B, N) op= x (B, K) @ W^T + bias (W (N, K), bias (N,) or null) for the rows [n0, n1).
 template <typename T, Epilogue E>
 void gemv_rows(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int64_t N, T* out, int64_t n0,
                int64_t n1) {
-  int64_t n = n0;
-  for (; n + kRows <= n1; n += kRows) gemv_tile<T, E, kRows>(x, B, K, W, bias, N, out, n);
-  for (; n < n1; ++n) gemv_tile<T, E, 1>(x, B, K, W, bias, N, out, n);
+  auto put = [&](int64_t b, int64_t n, T dot) {
+    const T v = dot + (bias ? bias[n] : T(0));
+    T& o = out[b * N + n];
+    if constexpr (E == Epilogue::Store) o = v;
+    if constexpr (E == Epilogue::AddTo) o += v;
+    if constexpr (E == Epilogue::GeluTanh) o = gelu_tanh(v);
+  };
+  for (int64_t n = n0; n < n1; ++n) {
+    const T* Wn = W + n * K;
+    int64_t b = 0;
+    for (; b + kBatch <= B; b += kBatch) {
+      T d[kBatch];
+      dot_row<T, kBatch>(x + b * K, Wn, K, d);
+      for (int i = 0; i < kBatch; ++i) put(b + i, n, d[i]);
+    }
+    for (; b < B; ++b) {
+      T d[1];
+      dot_row<T, 1>(x + b * K, Wn, K, d);
+      put(b, n, d[0]);
+    }
+  }
 }
 
 // The calling thread's static share [begin, end) of n items, in whole tiles of `tile` items.
@@ -101,7 +100,7 @@ inline Share my_share(int64_t n, int64_t tile = 1) {
 // parallel region; no barrier.
 template <typename T, Epilogue E>
 void gemv_share(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int64_t N, T* out) {
-  const Share s = my_share(N, kRows);
+  const Share s = my_share(N, 16);  // whole cache lines of a float output row per thread
   gemv_rows<T, E>(x, B, K, W, bias, N, out, s.begin, s.end);
 }
 
