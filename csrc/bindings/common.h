@@ -27,5 +27,6 @@ void bind_ops(py::module_& m);
 void bind_runtime(py::module_& m);
 void bind_nn(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_decode(py::module_& m);
 
 }  // namespace cgad::bind

@@ -23,4 +23,5 @@ PYBIND11_MODULE(_C, m) {
   cgad::bind::bind_ops(m);
   cgad::bind::bind_nn(m);
   cgad::bind::bind_optim(m);
+  cgad::bind::bind_decode(m);
 }

@@ -69,13 +69,18 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         self.c_proj.RESIDUAL_PROJECTION = True
 
-    def forward(self, x):
+    def forward(self, x, kv=None):
+        """kv: a (keys, values) pair of (B, NH, S, HS) cache buffers, S >= T, that receive this
+        pass's keys and values at positions 0..T-1 (the prefill of cached generation)."""
         B, T, C = x.shape
         NH, HS = self.n_head, C // self.n_head
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
         q = q.view(B, T, NH, HS).transpose(1, 2)  # (B, NH, T, HS)
         k = k.view(B, T, NH, HS).transpose(1, 2)
         v = v.view(B, T, NH, HS).transpose(1, 2)
+        if kv is not None:
+            cgad._C.copy_(kv[0][:, :, :T], k)
+            cgad._C.copy_(kv[1][:, :, :T], v)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, NH, T, HS)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.c_proj(y)
@@ -101,10 +106,45 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x, kv=None):
+        x = x + self.attn(self.ln_1(x), kv)
         x = x + self.mlp(self.ln_2(x))
         return x
+
+
+class KVCache:
+    """The keys and values of every layer for B sequences and `size` positions, preallocated,
+    and the buffers one decode step reuses; `length` positions are filled."""
+
+    def __init__(self, model, B, size, device):
+        cfg = model.config
+        NH, HS = cfg.n_head, cfg.n_embd // cfg.n_head
+        dtype = model.lm_head.weight.dtype
+        self.size, self.length = size, 0
+
+        def buf(*shape):
+            return cgad.empty(*shape, dtype=dtype, device=device)
+
+        self.kv = [(buf(B, NH, size, HS), buf(B, NH, size, HS)) for _ in range(cfg.n_layer)]
+        self.x = buf(B, cfg.n_embd)  # (B, C) the new position's residual stream
+        self.logits = buf(B, cfg.vocab_size)  # (B, V)
+        # one layer_norm slot per thread (kernels/decode.h)
+        self.work = buf(cgad._C.decode_work_size(B, cfg.n_embd, NH, size, cgad.get_num_threads()))
+        self.weights = [[blk.ln_1.weight, blk.ln_1.bias, blk.attn.c_attn.weight, blk.attn.c_attn.bias,
+                         blk.attn.c_proj.weight, blk.attn.c_proj.bias, blk.ln_2.weight, blk.ln_2.bias,
+                         blk.mlp.c_fc.weight, blk.mlp.c_fc.bias, blk.mlp.c_proj.weight, blk.mlp.c_proj.bias]
+                        for blk in model.transformer.h]
+        self.eps = [blk.ln_1.eps for blk in model.transformer.h]  # ln_2's is the same: GPT-2's 1e-5
+
+
+def _sample(logits, temperature, top_k):
+    """One id per row of logits (B, V): softmax(logits / temperature) over the top_k largest."""
+    logits = logits / temperature
+    if top_k is not None:
+        v, _ = logits.topk(min(top_k, logits.shape[-1]))
+        logits = logits.masked_fill(logits < v[:, -1:], float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    return cgad.multinomial(probs, 1)  # (B, 1)
 
 
 class GPT(nn.Module):
@@ -162,25 +202,91 @@ class GPT(nn.Module):
         return cgad.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps)
 
     @cgad.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True):
         """Append max_new_tokens sampled ids to idx (B, T); builds no graph, and the same
-        cgad.manual_seed gives the same ids."""
+        cgad.manual_seed gives the same ids with or without the cache (generate_tokens)."""
+        new = list(self.generate_tokens(idx, max_new_tokens, temperature, top_k, use_cache))
+        return cgad.cat([idx] + new, dim=1) if new else idx
+
+    def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True):
+        """A generator yielding each new (B, 1) int64 id tensor of generate as it is sampled.
+        use_cache: prefill a per-layer key/value cache over the prompt, then run one position
+        per step (the fused decode kernels); without it every step reruns the whole context.
+        Both sample from the same distribution; the context is cropped to block_size alike."""
         if temperature <= 0:
             raise ValueError(f"generate: temperature must be positive, got {temperature}")
         if top_k is not None and top_k < 1:
             raise ValueError(f"generate: top_k must be at least 1, got {top_k}")
+        if idx.ndim != 2:
+            raise ValueError(f"generate: expected ids of shape (B, T), got {tuple(idx.shape)}")
+        # the decode kernels run float32/float64 weights as they are; under autocast only the
+        # ops follow its casts, so that case keeps the uncached path
+        fast = use_cache and not cgad._C.get_autocast(idx.device)[0]
+        steps = self._cached_tokens if fast else self._uncached_tokens
+        return steps(idx, max_new_tokens, temperature, top_k)
+
+    def _uncached_tokens(self, idx, max_new_tokens, temperature, top_k):
         bs = self.config.block_size
         for _ in range(max_new_tokens):
-            idx_cond = idx if idx.shape[1] <= bs else idx[:, -bs:]
-            logits, _ = self(idx_cond)
-            logits = logits[:, -1, :] / temperature  # (B, V)
-            if top_k is not None:
-                v, _ = logits.topk(min(top_k, logits.shape[-1]))
-                logits = logits.masked_fill(logits < v[:, -1:], float("-inf"))
-            probs = F.softmax(logits, dim=-1)
-            idx_next = cgad.multinomial(probs, 1)  # (B, 1)
-            idx = cgad.cat((idx, idx_next), dim=1)
-        return idx
+            with cgad.no_grad():
+                idx_cond = idx if idx.shape[1] <= bs else idx[:, -bs:]
+                logits, _ = self(idx_cond)
+                idx_next = _sample(logits[:, -1, :], temperature, top_k)
+                idx = cgad.cat((idx, idx_next), dim=1)
+            yield idx_next
+
+    def _cached_tokens(self, idx, max_new_tokens, temperature, top_k):
+        if max_new_tokens <= 0:
+            return
+        bs = self.config.block_size
+        B, T = idx.shape
+        crops = T + max_new_tokens > bs + 1  # some step's context is cropped: keep the ids
+        with cgad.no_grad():
+            cache = KVCache(self, B, min(bs, T + max_new_tokens - 1), idx.device)
+            context = idx if T <= bs else idx[:, -bs:]
+            logits = self._prefill(context, cache)
+        length = context.shape[1]
+        for step in range(max_new_tokens):
+            with cgad.no_grad():
+                idx_next = _sample(logits, temperature, top_k)
+            yield idx_next
+            if step + 1 == max_new_tokens:
+                return
+            with cgad.no_grad():
+                if crops:
+                    context = cgad.cat((context, idx_next), dim=1)
+                if length < bs:
+                    logits = self._decode(idx_next, cache)
+                    length += 1
+                else:
+                    # every position of the cropped context moves: rebuild the whole cache
+                    context = context[:, -bs:]
+                    logits = self._prefill(context, cache)
+
+    def _prefill(self, idx, cache):
+        """Logits (B, V) of the last position of idx (B, T), T <= cache.size, filling the cache's
+        positions 0..T-1."""
+        B, T = idx.shape
+        pos = cgad.arange(0, T, device=idx.device)  # (T,)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
+        for block, kv in zip(self.transformer.h, cache.kv):
+            x = block(x, kv)
+        x = self.transformer.ln_f(x[:, -1, :])  # (B, C): the lm_head runs on the last position only
+        cache.length = T
+        return self.lm_head(x)
+
+    def _decode(self, idx_next, cache):
+        """Logits (B, V) of the one new position idx_next (B, 1), through and into the cache;
+        the fused decode kernels write into the cache's buffers, so a step allocates nothing."""
+        x, pos = cache.x, cache.length
+        cgad._C.decode_embed_(x, idx_next, self.transformer.wte.weight, self.transformer.wpe.weight, pos)
+        for weights, (k, v), eps in zip(cache.weights, cache.kv, cache.eps):
+            cgad._C.decode_block_(x, weights, k, v, pos, self.config.n_head, eps, cache.work)
+        ln_f = self.transformer.ln_f
+        cgad._C.decode_logits_(cache.logits, x, ln_f.weight, ln_f.bias, self.lm_head.weight, ln_f.eps,
+                               cache.work)
+        cache.length = pos + 1
+        return cache.logits
 
     @classmethod
     def from_pretrained(cls, path):
