@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include "backends/cpu/layer_norm_row.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/register.h"
 #include "backends/cpu/vmath.h"
@@ -105,27 +106,13 @@ void gemv_share(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int
   gemv_rows<T, E>(x, B, K, W, bias, N, out, s.begin, s.end);
 }
 
-// y (B, C) = layer_norm of each row of x, with the layer_norm kernel's arithmetic (double
-// statistics).
+// y (B, C) = layer_norm of each row of x, with the layer_norm kernel's arithmetic.
 template <typename T>
 void layer_norm_rows(const T* x, const T* w, const T* b, T* y, int64_t B, int64_t C, double eps) {
   for (int64_t r = 0; r < B; ++r) {
-    const T* xr = x + r * C;
-    T* yr = y + r * C;
-    double m = 0;
-#pragma omp simd reduction(+ : m)
-    for (int64_t j = 0; j < C; ++j) m += double(xr[j]);
-    m /= double(C);
-    double v = 0;
-#pragma omp simd reduction(+ : v)
-    for (int64_t j = 0; j < C; ++j) {
-      const double d = double(xr[j]) - m;
-      v += d * d;
-    }
-    v /= double(C);
-    const T mt = T(m), rs = T(1.0 / std::sqrt(v + eps));
-#pragma omp simd
-    for (int64_t j = 0; j < C; ++j) yr[j] = (xr[j] - mt) * rs * w[j] + b[j];
+    T mt, rs;
+    row_mean_rstd(x + r * C, C, eps, mt, rs);
+    normalize_affine_row(x + r * C, w, b, y + r * C, C, mt, rs);
   }
 }
 

@@ -2,6 +2,7 @@
 // layernorm_forward does) so the backward needs no second pass over the statistics.
 #include <cmath>
 #include <vector>
+#include "backends/cpu/layer_norm_row.h"
 #include "backends/cpu/parallel_rows.h"
 #include "backends/cpu/register.h"
 #include "kernels/nn.h"
@@ -17,21 +18,10 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rs
   parallel_rows(N, N * C, [&](int64_t r) {
     const T* xr = x + r * C;
     T* yr = y + r * C;
-    double m = 0;
-#pragma omp simd reduction(+ : m)
-    for (int64_t j = 0; j < C; ++j) m += double(xr[j]);
-    m /= double(C);
-    double v = 0;
-#pragma omp simd reduction(+ : v)
-    for (int64_t j = 0; j < C; ++j) {
-      const double d = double(xr[j]) - m;
-      v += d * d;
-    }
-    v /= double(C);  // biased variance, as torch
-    const T mt = T(m), rs = T(1.0 / std::sqrt(v + eps));
-    if (w && b) {  // GPT-2's case, in one vectorized pass
-#pragma omp simd
-      for (int64_t j = 0; j < C; ++j) yr[j] = (xr[j] - mt) * rs * w[j] + b[j];
+    T mt, rs;
+    row_mean_rstd(xr, C, eps, mt, rs);
+    if (w && b) {
+      normalize_affine_row(xr, w, b, yr, C, mt, rs);
     } else {
       for (int64_t j = 0; j < C; ++j) {
         T n = (xr[j] - mt) * rs;
