@@ -20,6 +20,7 @@ from cgad import _C
 _OPS = ("sum", "avg")
 _ENV = (("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"))
 DEFAULT_TIMEOUT = 300.0  # seconds a collective may wait for the other ranks
+_GROUP_TIMEOUT = object()  # "the group's timeout", as a default argument
 
 
 class _Group:
@@ -92,12 +93,12 @@ def destroy_process_group():
     _group = None
 
 
-def _wait(group, request, op, timeout=DEFAULT_TIMEOUT):
+def _wait(group, request, op, timeout=_GROUP_TIMEOUT):
     """Waits for a non-blocking MPI request, with the group's timeout. MPICH moves data only
     inside MPI calls, so the first second spins on Test() as a blocking wait would; after that a
     rank that is late (or dead) is polled every millisecond."""
     start = time.monotonic()
-    limit = group.timeout if timeout is DEFAULT_TIMEOUT else timeout
+    limit = group.timeout if timeout is _GROUP_TIMEOUT else timeout
     deadline = start + limit if limit is not None else float("inf")
     while not request.Test():
         now = time.monotonic()
@@ -166,7 +167,7 @@ def barrier():
         _wait(group, group.comm.Ibarrier(), "barrier")
 
 
-def all_gather_json(obj, timeout=DEFAULT_TIMEOUT):
+def all_gather_json(obj, timeout=_GROUP_TIMEOUT):
     """Every rank's JSON-serializable obj, in rank order, on every rank (small records such as
     data-loader positions; JSON, never pickle). timeout: seconds, the group's by default, None
     to wait as long as it takes."""
