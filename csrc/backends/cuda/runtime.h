@@ -20,6 +20,11 @@ cudaStream_t stream(int device);
 // Waits for all work on `device`'s stream (the host side of .numpy(), .item() and synchronize()).
 void synchronize(int device);
 
+// TF32 tensor cores for float32 GEMMs: off by default (float32 results match the CPU's to 1e-4);
+// train/gpt2.py --tf32 turns it on. Read by the GEMM kernels at each call.
+bool tf32_enabled();
+void set_tf32_enabled(bool on);
+
 // Makes d (a CUDA device) current for the scope and restores the previous device after.
 class DeviceGuard {
  public:
