@@ -265,3 +265,33 @@ def test_bf16_attention_reads_strided_views_like_the_model():
     assert nmax_err(out.numpy().reshape(B * NH, T, HS), o) <= 3 * BF16_EPS
     dqkv = np.stack([dq, dk, dv]).reshape(3, B, NH, T, HS).transpose(1, 3, 0, 2, 4).reshape(B, T, -1)
     assert nmax_err(qkv.grad.numpy(), dqkv) <= 3 * BF16_EPS
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cross_entropy_on_bf16_logits_reads_them_in_place(device):
+    N, V = 96, 1000
+    a = rnd((N, V), 21, scale=3.0)
+    tg = np.random.default_rng(22).integers(0, V, N)
+    tg[::7] = -100
+    x = bt(a, device, requires_grad=True)
+    t = cgad.tensor(tg, device=device)
+    cgad.reset_peak_memory_stats(device)
+    before = cgad.memory_stats(device)["allocated_bytes"]
+    loss = F.cross_entropy(x, t)
+    # no float32 copy of the logits (it would be 2x their bf16 bytes): only lse and the loss
+    assert cgad.memory_stats(device)["peak_bytes"] - before < a.nbytes // 8
+    assert loss.dtype == cgad.bfloat16  # outside autocast the result keeps the logits' dtype
+    keep = tg != -100
+    a64 = a.astype(np.float64)
+    lse = np.log(np.exp(a64 - a64.max(1, keepdims=True)).sum(1)) + a64.max(1)
+    want = (lse - a64[np.arange(N), np.where(keep, tg, 0)])[keep].mean()
+    assert abs(loss.float().item() - want) <= BF16_EPS * abs(want)
+    loss.float().backward()
+    assert x.grad.dtype == cgad.bfloat16
+    p = np.exp(a64 - lse[:, None])
+    p[np.arange(N)[keep], tg[keep]] -= 1
+    p[~keep] = 0
+    assert nmax_err(x.grad.numpy(), p / keep.sum()) <= BF16_EPS
+    with cgad.autocast("cpu" if device == "cpu" else device, dtype=cgad.bfloat16):
+        inside = F.cross_entropy(bt(a, device), t)
+    assert inside.dtype == cgad.float32 and abs(inside.item() - want) <= 1e-6 * abs(want)
