@@ -154,9 +154,7 @@ void add_inplace(const Tensor& a, const Tensor& b) {
   dispatch_numeric(a.dtype(), "add_", run);
 }
 
-}  // namespace
-
-// Also the clip kernel's scaling (optim.cu): a *= s over any strides, floating a.
+// a *= s over any strides (floating a): mul_.
 void scale_inplace(const Tensor& a, double s) {
   dispatch_float<true>(a.dtype(), "mul_", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -164,6 +162,8 @@ void scale_inplace(const Tensor& a, double s) {
     launch_strided(a.device(), a.numel(), calc, ScaleMap<T>{a.data<T>(), static_cast<math::scale_t<T>>(s)});
   });
 }
+
+}  // namespace
 
 CGAD_REGISTER_KERNEL(binary_kernel, CUDA, binary);
 CGAD_REGISTER_KERNEL(unary_kernel, CUDA, unary);

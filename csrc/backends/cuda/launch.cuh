@@ -77,12 +77,14 @@ class FirstFailure {
   static constexpr unsigned long long kNone = ~0ull;
 
   explicit FirstFailure(Device dev) : dev_(dev), word_(empty({1}, DType::Int64, dev)) {
+    DeviceGuard guard(dev);
     CGAD_CUDA_CHECK(cudaMemsetAsync(word_.raw_data(), 0xff, sizeof(unsigned long long), stream(dev.index)));
   }
   unsigned long long* device_word() const { return static_cast<unsigned long long*>(word_.raw_data()); }
   // kNone when every element passed.
   unsigned long long first() const {
     unsigned long long v = kNone;
+    DeviceGuard guard(dev_);
     cudaStream_t s = stream(dev_.index);
     CGAD_CUDA_CHECK(cudaMemcpyAsync(&v, word_.raw_data(), sizeof(v), cudaMemcpyDeviceToHost, s));
     CGAD_CUDA_CHECK(cudaStreamSynchronize(s));
@@ -100,6 +102,7 @@ __device__ inline void record_failure(unsigned long long* word, uint64_t i) { at
 template <typename T>
 T read_element(Device dev, const T* p) {
   T v{};
+  DeviceGuard guard(dev);
   cudaStream_t s = stream(dev.index);
   CGAD_CUDA_CHECK(cudaMemcpyAsync(&v, p, sizeof(T), cudaMemcpyDeviceToHost, s));
   CGAD_CUDA_CHECK(cudaStreamSynchronize(s));

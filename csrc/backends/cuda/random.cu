@@ -93,30 +93,60 @@ __global__ void multinomial_check_kernel(const double* probs, int64_t V, int64_t
   }
 }
 
+// Weights staged in shared memory per pass: one thread runs the CPU's sequential sums, and it
+// reads shared memory at a fraction of global memory's latency.
+constexpr int kStage = 2048;  // doubles (16 KB)
+
 // One block per row: the block copies the row into its scratch row w, then one thread draws the
-// samples in the CPU's sequential order (the running sums are the CPU's, bit for bit, so the
-// picks are too). Without replacement: a drawn category's weight becomes 0.
+// samples with the CPU's sequential sums (so the picks are the CPU's, bit for bit) while the
+// block stages w through shared memory for it. Without replacement: a drawn category's weight
+// becomes 0.
 __global__ void multinomial_sample_kernel(const double* probs, double* scratch, int64_t V, int64_t num_samples,
                                           uint64_t seed, uint64_t base, int64_t* out) {
+  __shared__ double buf[kStage];
+  __shared__ bool found;
   const int64_t r = blockIdx.x;
+  const int t = int(threadIdx.x);
   double* w = scratch + r * V;
-  for (int64_t j = threadIdx.x; j < V; j += blockDim.x) w[j] = probs[r * V + j];
+  for (int64_t j = t; j < V; j += blockDim.x) w[j] = probs[r * V + j];
   __syncthreads();
-  if (threadIdx.x != 0) return;
   for (int64_t s = 0; s < num_samples; ++s) {
-    double total = 0;
-    for (int64_t j = 0; j < V; ++j) total += w[j];
+    double total = 0;  // meaningful on thread 0
+    for (int64_t b = 0; b < V; b += kStage) {
+      const int len = int(V - b < kStage ? V - b : kStage);
+      for (int j = t; j < len; j += blockDim.x) buf[j] = w[b + j];
+      __syncthreads();
+      if (t == 0)
+        for (int j = 0; j < len; ++j) total += buf[j];
+      __syncthreads();
+    }
     const double u = math::uniform64(seed, base + uint64_t(r * num_samples + s)) * total;
     double acc = 0;
     int64_t pick = -1;
-    for (int64_t j = 0; j < V; ++j) {
-      if (w[j] <= 0) continue;
-      acc += w[j];
-      pick = j;
-      if (u < acc) break;
+    if (t == 0) found = false;
+    for (int64_t b = 0; b < V; b += kStage) {
+      const int len = int(V - b < kStage ? V - b : kStage);
+      for (int j = t; j < len; j += blockDim.x) buf[j] = w[b + j];
+      __syncthreads();
+      if (t == 0) {
+        for (int j = 0; j < len; ++j) {
+          if (buf[j] <= 0) continue;
+          acc += buf[j];
+          pick = b + j;
+          if (u < acc) {
+            found = true;
+            break;
+          }
+        }
+      }
+      __syncthreads();
+      if (found) break;
     }
-    out[r * num_samples + s] = pick;
-    w[pick] = 0;
+    if (t == 0) {
+      out[r * num_samples + s] = pick;
+      w[pick] = 0;
+    }
+    __syncthreads();  // the zeroed weight is seen by the next sample's staging
   }
 }
 
