@@ -6,28 +6,45 @@
 #include <string>
 #include <type_traits>
 #include "core/error.h"
+#include "core/hd.h"
 
 namespace cgad {
 
 enum class DType : uint8_t { Bool, Int32, Int64, BFloat16, Float32, Float64 };
 
-// bfloat16 storage: the upper half of a float32, rounded to nearest even.
+// bfloat16 storage: the upper half of a float32, rounded to nearest even. Host and device share
+// the conversions (CGAD_HD), so a CUDA kernel rounds exactly as the CPU does.
 struct bf16 {
   uint16_t bits = 0;
   bf16() = default;
   // Branch-free (a select, not a jump), so that loops converting to bf16 vectorize.
-  explicit bf16(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
+  CGAD_HD explicit bf16(float f) {
+    const uint32_t u = float_bits(f);
     const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
     const uint32_t quiet_nan = (u >> 16) | 0x0040u;  // NaN stays a (quiet) NaN
     bits = static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
   }
-  operator float() const {
-    uint32_t u = static_cast<uint32_t>(bits) << 16;
+  CGAD_HD operator float() const { return bits_float(static_cast<uint32_t>(bits) << 16); }
+
+ private:
+  // memcpy is the host's defined type pun; device code has the intrinsics for it.
+  CGAD_HD static uint32_t float_bits(float f) {
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(f);
+#else
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+#endif
+  }
+  CGAD_HD static float bits_float(uint32_t u) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
     float f;
     std::memcpy(&f, &u, 4);
     return f;
+#endif
   }
 };
 
@@ -144,7 +161,7 @@ decltype(auto) dispatch_all(DType d, F&& f) {
 
 // Converts between element types as torch's .to(dtype) does (bool is x != 0).
 template <typename To, typename From>
-inline To convert(From v) {
+CGAD_HD inline To convert(From v) {
   if constexpr (std::is_same_v<To, bool>) {
     if constexpr (std::is_same_v<From, bf16>) return static_cast<float>(v) != 0.0f;
     else return v != From(0);

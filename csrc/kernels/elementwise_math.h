@@ -1,15 +1,11 @@
 // The scalar math of the elementwise ops, written once for every backend: the CPU loops call
-// these, and a CUDA launcher would call the same functions on the device (CGAD_HD).
+// these, and the CUDA launchers (backends/cuda) call the same functions on the device (CGAD_HD).
 #pragma once
 #include <cmath>
 #include <type_traits>
+#include "core/dtype.h"
+#include "core/hd.h"
 #include "kernels/op_kinds.h"
-
-#ifdef __CUDACC__
-#define CGAD_HD __host__ __device__
-#else
-#define CGAD_HD
-#endif
 
 namespace cgad::math {
 
@@ -78,5 +74,30 @@ CGAD_HD bool compare(T x, T y) {
   else if constexpr (op == CompareOp::GT) return x > y;
   else return x >= y;
 }
+
+// The order of max, argmax and topk: NaN counts as the largest (so max propagates it, as torch's
+// does), equal values are equal (ties go to the lower index, the callers' rule).
+template <typename T>
+CGAD_HD bool greater(T a, T b) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(a)) return !std::isnan(b);
+    if (std::isnan(b)) return false;
+  }
+  return a > b;
+}
+
+// bfloat16 computes each element in float32 and rounds once on the store (as torch).
+template <BinOp op>
+CGAD_HD bf16 binary_bf16(bf16 x, bf16 y) { return bf16(binary<op>(float(x), float(y))); }
+template <UnOp op>
+CGAD_HD bf16 unary_bf16(bf16 x) { return bf16(unary<op>(float(x))); }
+
+// The type a scale factor is applied in: float32 for bfloat16, the type itself otherwise.
+template <typename T>
+using scale_t = std::conditional_t<std::is_same_v<T, bf16>, float, T>;
+
+// x * s rounded to T (mul_, gradient clipping).
+template <typename T>
+CGAD_HD T scale(T x, scale_t<T> s) { return T(scale_t<T>(x) * s); }
 
 }  // namespace cgad::math

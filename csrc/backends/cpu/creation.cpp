@@ -4,8 +4,8 @@
 #include <vector>
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/register.h"
-#include "core/rng.h"
 #include "kernels/creation.h"
+#include "kernels/random_math.h"
 
 namespace cgad::cpu {
 
@@ -29,13 +29,9 @@ void randn(const Tensor& out, uint64_t seed, uint64_t base) {
     const int nt = threads_for(n);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t i = 0; i < pairs; ++i) {
-      auto w = philox(seed, base + uint64_t(i));
-      // Box-Muller on doubles: u1 in (0, 1] so the log is finite.
-      double u1 = 1.0 - uniform_from64(w[0], w[1]);
-      double u2 = uniform_from64(w[2], w[3]);
-      double r = std::sqrt(-2.0 * std::log(u1)), th = 6.283185307179586 * u2;
-      p[2 * i] = T(r * std::cos(th));
-      if (2 * i + 1 < n) p[2 * i + 1] = T(r * std::sin(th));
+      const math::NormalPair z = math::normal_pair(seed, base + uint64_t(i));
+      p[2 * i] = T(z.z0);
+      if (2 * i + 1 < n) p[2 * i + 1] = T(z.z1);
     }
   });
 }
@@ -48,8 +44,7 @@ void rand(const Tensor& out, uint64_t seed, uint64_t base) {
     const int nt = threads_for(n);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t i = 0; i < n; ++i) {
-      auto w = philox(seed, base + uint64_t(i));
-      p[i] = T(uniform_from64(w[0], w[1]));
+      p[i] = T(math::uniform64(seed, base + uint64_t(i)));
     }
   });
 }
@@ -96,8 +91,7 @@ void multinomial(const Tensor& out, const Tensor& probs, int64_t num_samples, ui
     for (int64_t s = 0; s < num_samples; ++s) {  // without replacement: drawn categories drop out
       double total = 0;
       for (int64_t j = 0; j < V; ++j) total += w[j];
-      auto words = philox(seed, base + uint64_t(r * num_samples + s));
-      double u = uniform_from64(words[0], words[1]) * total, acc = 0;
+      double u = math::uniform64(seed, base + uint64_t(r * num_samples + s)) * total, acc = 0;
       int64_t pick = -1;
       for (int64_t j = 0; j < V; ++j) {
         if (w[j] <= 0) continue;

@@ -2,8 +2,8 @@
 // base + i / 4, and the mask is the same whatever the thread count.
 #include "backends/cpu/parallel_rows.h"
 #include "backends/cpu/register.h"
-#include "core/rng.h"
 #include "kernels/nn.h"
+#include "kernels/random_math.h"
 
 namespace cgad::cpu {
 
@@ -17,8 +17,8 @@ void dropout_mask(const Tensor& mask, double p, uint64_t seed, uint64_t base) {
     const T keep = p >= 1.0 ? T(0) : T(1.0 / (1.0 - p));
     const float pf = float(p);
     parallel_rows((n + 3) / 4, n, [&](int64_t c) {
-      auto w = philox(seed, base + uint64_t(c));
-      for (int64_t k = 0; k < 4 && c * 4 + k < n; ++k) m[c * 4 + k] = uniform_from(w[size_t(k)]) < pf ? T(0) : keep;
+      const PhiloxWords w = philox(seed, base + uint64_t(c));
+      for (int k = 0; k < 4 && c * 4 + k < n; ++k) m[c * 4 + k] = math::dropout_value(w, k, pf, keep);
     });
   });
 }

@@ -8,18 +8,14 @@ namespace cgad::cpu {
 
 namespace {
 
-// bfloat16 computes each element in float32 and rounds once on the store (as torch).
-template <BinOp op>
-inline bf16 binary_bf16(bf16 x, bf16 y) { return bf16(math::binary<op>(float(x), float(y))); }
-
 void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinOp op) {
   if (out.dtype() == DType::BFloat16) {
     switch (op) {
-      case BinOp::Add: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return binary_bf16<BinOp::Add>(x, y); });
-      case BinOp::Sub: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return binary_bf16<BinOp::Sub>(x, y); });
-      case BinOp::Mul: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return binary_bf16<BinOp::Mul>(x, y); });
-      case BinOp::Div: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return binary_bf16<BinOp::Div>(x, y); });
-      case BinOp::Pow: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return binary_bf16<BinOp::Pow>(x, y); });
+      case BinOp::Add: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return math::binary_bf16<BinOp::Add>(x, y); });
+      case BinOp::Sub: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return math::binary_bf16<BinOp::Sub>(x, y); });
+      case BinOp::Mul: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return math::binary_bf16<BinOp::Mul>(x, y); });
+      case BinOp::Div: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return math::binary_bf16<BinOp::Div>(x, y); });
+      case BinOp::Pow: return binary_map<bf16, bf16>(out, a, b, [](bf16 x, bf16 y) { return math::binary_bf16<BinOp::Pow>(x, y); });
     }
   }
   dispatch_numeric(out.dtype(), op_name(op), [&](auto tag) {
@@ -38,15 +34,14 @@ void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinOp op) {
 template <typename T>
 void unary_typed(const Tensor& out, const Tensor& a, UnOp op) {
   if constexpr (std::is_same_v<T, bf16>) {
-    auto f = [op](auto g) { return [g](bf16 x) { return bf16(g(float(x))); }; };
     switch (op) {
-      case UnOp::Neg: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Neg>(x); }));
-      case UnOp::Abs: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Abs>(x); }));
-      case UnOp::Exp: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Exp>(x); }));
-      case UnOp::Log: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Log>(x); }));
-      case UnOp::Tanh: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Tanh>(x); }));
-      case UnOp::Sqrt: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Sqrt>(x); }));
-      case UnOp::Rsqrt: return unary_map<T, T>(out, a, f([](float x) { return math::unary<UnOp::Rsqrt>(x); }));
+      case UnOp::Neg: return unary_map<T, T>(out, a, [](bf16 x) { return math::unary_bf16<UnOp::Neg>(x); });
+      case UnOp::Abs: return unary_map<T, T>(out, a, [](bf16 x) { return math::unary_bf16<UnOp::Abs>(x); });
+      case UnOp::Exp: return unary_map<T, T>(out, a, [](bf16 x) { return math::unary_bf16<UnOp::Exp>(x); });
+      case UnOp::Log: return unary_map<T, T>(out, a, [](bf16 x) { return math::unary_bf16<UnOp::Log>(x); });
+      case UnOp::Tanh: return unary_map<T, T>(out, a, [](bf16 x) { return math::unary_bf16<UnOp::Tanh>(x); });
+      case UnOp::Sqrt: return unary_map<T, T>(out, a, [](bf16 x) { return math::unary_bf16<UnOp::Sqrt>(x); });
+      case UnOp::Rsqrt: return unary_map<T, T>(out, a, [](bf16 x) { return math::unary_bf16<UnOp::Rsqrt>(x); });
     }
   } else if constexpr (std::is_integral_v<T>) {
     if (op == UnOp::Neg) return unary_map<T, T>(out, a, [](T x) { return math::unary<UnOp::Neg>(x); });
@@ -113,9 +108,9 @@ void add_inplace(const Tensor& a, const Tensor& b) {
       bf16* x = pa + o[0];
       const bf16* y = pb + o[1];
       if (s[0] == 1 && s[1] == 1) {  // no `omp simd` here: it keeps bf16 loops from vectorizing (gelu.cpp)
-        for (int64_t k = 0; k < n; ++k) x[k] = bf16(float(x[k]) + float(y[k]));
+        for (int64_t k = 0; k < n; ++k) x[k] = math::binary_bf16<BinOp::Add>(x[k], y[k]);
       } else {
-        for (int64_t k = 0; k < n; ++k) x[k * s[0]] = bf16(float(x[k * s[0]]) + float(y[k * s[1]]));
+        for (int64_t k = 0; k < n; ++k) x[k * s[0]] = math::binary_bf16<BinOp::Add>(x[k * s[0]], y[k * s[1]]);
       }
     });
     return;
@@ -146,12 +141,11 @@ void add_inplace(const Tensor& a, const Tensor& b) {
 void scale_inplace(const Tensor& a, double s) {
   dispatch_float<true>(a.dtype(), "mul_", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    using C = std::conditional_t<std::is_same_v<T, bf16>, float, T>;  // bf16 scales in float32
     T* pa = a.data<T>();
-    const C v = static_cast<C>(s);
+    const math::scale_t<T> v = static_cast<math::scale_t<T>>(s);  // bf16 scales in float32
     StridedIter<1> it{a.shape(), {a.strides()}};
     it.run([&](const std::array<int64_t, 1>& o, int64_t n, const std::array<int64_t, 1>& st) {
-      for (int64_t k = 0; k < n; ++k) pa[o[0] + k * st[0]] = T(C(pa[o[0] + k * st[0]]) * v);
+      for (int64_t k = 0; k < n; ++k) pa[o[0] + k * st[0]] = math::scale(pa[o[0] + k * st[0]], v);
     });
   });
 }

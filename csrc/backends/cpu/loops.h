@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include "backends/coalesce.h"
 #include "backends/cpu/parallel.h"
 #include "core/tensor.h"
 
@@ -14,31 +15,8 @@ struct StridedIter {
   Shape shape;
   std::array<Shape, N> strides;  // element strides of each operand over `shape`
 
-  // Merges dim i into dim i+1 where every operand's strides allow it; drops size-1 dims.
-  void coalesce() {
-    Shape ns;
-    std::array<Shape, N> nst;
-    for (size_t d = 0; d < shape.size(); ++d) {
-      if (shape[d] == 1) continue;
-      if (!ns.empty()) {
-        bool ok = true;
-        for (size_t k = 0; k < N; ++k) ok = ok && nst[k].back() == strides[k][d] * shape[d];
-        if (ok) {
-          ns.back() *= shape[d];
-          for (size_t k = 0; k < N; ++k) nst[k].back() = strides[k][d];
-          continue;
-        }
-      }
-      ns.push_back(shape[d]);
-      for (size_t k = 0; k < N; ++k) nst[k].push_back(strides[k][d]);
-    }
-    if (ns.empty()) {
-      ns.push_back(1);
-      for (size_t k = 0; k < N; ++k) nst[k].push_back(0);
-    }
-    shape = std::move(ns);
-    strides = std::move(nst);
-  }
+  // Merges dims that are contiguous for every operand (backends/coalesce.h).
+  void coalesce() { coalesce_dims(shape, strides); }
 
   // Calls f(offsets, n, inner_strides) for runs of n elements along the innermost dim.
   template <typename F>

@@ -9,57 +9,34 @@
 #include "backends/cpu/maps.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/register.h"
+#include "kernels/adam_math.h"
 #include "kernels/optim.h"
 
 namespace cgad::cpu {
 
 namespace {
 
-// The weight-decay mode is a template parameter so the loop has no branches and vectorizes;
-// every element goes through the same operations as torch's.
-enum class Decay { None, Decoupled, L2 };
-
-template <typename T, Decay D>
-void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, int64_t n, T w1,
-                T beta2, T one_m_b2, T step_size, T bc2_sqrt, T eps, T decay, T wd) {
-  const bool lerp_low = w1 < T(0.5);
+template <typename T, math::AdamDecay D>
+void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, int64_t n,
+                const math::AdamConsts<T>& c) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    T gi = g[i];
-    T pi = p[i];
-    if constexpr (D == Decay::Decoupled) pi = pi * decay;
-    if constexpr (D == Decay::L2) gi = gi + pi * wd;
-    // torch's lerp: start + w * (end - start) for w < 0.5, else end - (end - start) * (1 - w)
-    const T mi = lerp_low ? m[i] + w1 * (gi - m[i]) : gi - (gi - m[i]) * (T(1) - w1);
-    T vi = v[i] * beta2;
-    vi = vi + one_m_b2 * gi * gi;
-    const T denom = std::sqrt(vi) / bc2_sqrt + eps;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = pi + (-step_size) * mi / denom;
-  }
+  for (int64_t i = 0; i < n; ++i) math::adam_update<T, D>(p[i], g[i], m[i], v[i], c);
 }
 
 template <typename T>
 void adam_one(T* p, const T* g, T* m, T* v, int64_t n, const AdamHyper& hp, int64_t step) {
-  const T lr = T(hp.lr), wd = T(hp.weight_decay), eps = T(hp.eps);
-  const T w1 = T(1 - hp.beta1), beta2 = T(hp.beta2), one_m_b2 = T(1 - hp.beta2);
-  const double bc1 = 1 - std::pow(hp.beta1, double(step)), bc2 = 1 - std::pow(hp.beta2, double(step));
-  const T step_size = T(hp.lr / bc1), bc2_sqrt = T(std::sqrt(bc2));
-  const T decay = T(1) - lr * wd;
-  const Decay mode = hp.weight_decay == 0 ? Decay::None : hp.decoupled ? Decay::Decoupled : Decay::L2;
+  using math::AdamDecay;
+  const math::AdamConsts<T> c = math::adam_consts<T>(hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, step);
+  const AdamDecay mode = hp.weight_decay == 0 ? AdamDecay::None : hp.decoupled ? AdamDecay::Decoupled : AdamDecay::L2;
   const int64_t chunk = 1 << 14, chunks = (n + chunk - 1) / chunk;
   const int nt = threads_for(n);
 #pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t b = c * chunk, len = std::min(n, b + chunk) - b;
-    auto run = [&](auto mode_tag) {
-      adam_chunk<T, decltype(mode_tag)::value>(p + b, g + b, m + b, v + b, len, w1, beta2, one_m_b2, step_size,
-                                               bc2_sqrt, eps, decay, wd);
-    };
-    if (mode == Decay::None) run(std::integral_constant<Decay, Decay::None>{});
-    else if (mode == Decay::Decoupled) run(std::integral_constant<Decay, Decay::Decoupled>{});
-    else run(std::integral_constant<Decay, Decay::L2>{});
+  for (int64_t c0 = 0; c0 < chunks; ++c0) {
+    const int64_t b = c0 * chunk, len = std::min(n, b + chunk) - b;
+    auto run = [&](auto mode_tag) { adam_chunk<T, decltype(mode_tag)::value>(p + b, g + b, m + b, v + b, len, c); };
+    if (mode == AdamDecay::None) run(std::integral_constant<AdamDecay, AdamDecay::None>{});
+    else if (mode == AdamDecay::Decoupled) run(std::integral_constant<AdamDecay, AdamDecay::Decoupled>{});
+    else run(std::integral_constant<AdamDecay, AdamDecay::L2>{});
   }
 }
 

@@ -6,6 +6,7 @@
 #include "backends/cpu/column_sums.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/register.h"
+#include "kernels/elementwise_math.h"
 #include "kernels/reduce.h"
 
 namespace cgad::cpu {
@@ -63,15 +64,6 @@ void column_sums_k(const Tensor& out, const Tensor& src, int64_t rows, int64_t c
   });
 }
 
-template <typename T>
-bool greater(T a, T b) {  // NaN counts as the largest, so max propagates it like torch
-  if constexpr (std::is_floating_point_v<T>) {
-    if (std::isnan(a)) return !std::isnan(b);
-    if (std::isnan(b)) return false;
-  }
-  return a > b;
-}
-
 void max_rows(const Tensor& values, const Tensor& indices, const Tensor& src, int64_t nrows, int64_t ncols) {
   dispatch_numeric(src.dtype(), "max", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -82,7 +74,7 @@ void max_rows(const Tensor& values, const Tensor& indices, const Tensor& src, in
       const T* row = x + r * ncols;
       int64_t best = 0;
       for (int64_t c = 1; c < ncols; ++c)
-        if (greater(row[c], row[best])) best = c;
+        if (math::greater(row[c], row[best])) best = c;
       v[r] = row[best];
       ix[r] = best;
     }
@@ -113,7 +105,7 @@ void topk_rows(const Tensor& values, const Tensor& indices, const Tensor& src, i
       const T* row = x + r * n;
       std::iota(order.begin(), order.end(), 0);
       std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
-        return greater(row[a], row[b]) || (!greater(row[b], row[a]) && a < b);
+        return math::greater(row[a], row[b]) || (!math::greater(row[b], row[a]) && a < b);
       });
       for (int64_t j = 0; j < k; ++j) { pv[r * k + j] = row[order[j]]; pi[r * k + j] = order[j]; }
     }
