@@ -1,0 +1,245 @@
+// cuBLASLt GEMMs for matmul (gemm_kernel) and the pieces every other GEMM of the backend uses.
+// Descriptors are made per call (a few microseconds of host time, hidden behind the GPU's work
+// on the one stream); the algorithm is cuBLASLt's first heuristic choice for the pointers'
+// actual alignment.
+#include "backends/cuda/gemm.cuh"
+#include <climits>
+#include <utility>
+#include <vector>
+#include "backends/cuda/cublaslt_handle.cuh"
+#include "backends/cuda/device_types.cuh"
+#include "backends/cuda/runtime.h"
+#include "core/error.h"
+#include "kernels/linalg.h"
+
+namespace cgad::cuda {
+
+namespace {
+
+// Owners of the cuBLASLt descriptors of one call. Destroy's status is dropped: it only fails
+// for a null descriptor, which these never hold.
+class MatmulDesc {
+ public:
+  MatmulDesc(cublasComputeType_t compute, cudaDataType_t scale) {
+    CGAD_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d_, compute, scale));
+  }
+  ~MatmulDesc() { cublasLtMatmulDescDestroy(d_); }
+  MatmulDesc(const MatmulDesc&) = delete;
+  MatmulDesc& operator=(const MatmulDesc&) = delete;
+  template <typename V>
+  void set(cublasLtMatmulDescAttributes_t attr, const V& v) {
+    CGAD_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d_, attr, &v, sizeof(v)));
+  }
+  cublasLtMatmulDesc_t get() const { return d_; }
+
+ private:
+  cublasLtMatmulDesc_t d_ = nullptr;
+};
+
+// A column-major (rows, cols) matrix with leading dim ld, `batch` of them `stride` elements apart.
+class Layout {
+ public:
+  Layout(cudaDataType_t t, int64_t rows, int64_t cols, int64_t ld, int64_t batch, int64_t stride) {
+    CGAD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l_, t, uint64_t(rows), uint64_t(cols), ld));
+    if (batch > 1) {
+      const int32_t count = int32_t(batch);
+      CGAD_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l_, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+      CGAD_CUBLAS_CHECK(
+          cublasLtMatrixLayoutSetAttribute(l_, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+    }
+  }
+  ~Layout() { cublasLtMatrixLayoutDestroy(l_); }
+  Layout(const Layout&) = delete;
+  Layout& operator=(const Layout&) = delete;
+  cublasLtMatrixLayout_t get() const { return l_; }
+
+ private:
+  cublasLtMatrixLayout_t l_ = nullptr;
+};
+
+class Preference {
+ public:
+  Preference() { CGAD_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&p_)); }
+  ~Preference() { cublasLtMatmulPreferenceDestroy(p_); }
+  Preference(const Preference&) = delete;
+  Preference& operator=(const Preference&) = delete;
+  template <typename V>
+  void set(cublasLtMatmulPreferenceAttributes_t attr, const V& v) {
+    CGAD_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(p_, attr, &v, sizeof(v)));
+  }
+  cublasLtMatmulPreference_t get() const { return p_; }
+
+ private:
+  cublasLtMatmulPreference_t p_ = nullptr;
+};
+
+cudaDataType_t data_type(DType d) {
+  switch (d) {
+    case DType::Float32: return CUDA_R_32F;
+    case DType::Float64: return CUDA_R_64F;
+    case DType::BFloat16: return CUDA_R_16BF;
+    default: throw TypeError(str("matmul: expected a float32, float64 or bfloat16 tensor, got ", dtype_name(d)));
+  }
+}
+
+// The largest power of two (up to cuBLASLt's default of 256) dividing the address: views may
+// start anywhere, and an algorithm that assumes more alignment than a pointer has is wrong.
+uint32_t alignment_of(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t align = 256;
+  while (align > 1 && a % align != 0) align /= 2;
+  return align;
+}
+
+// K = 0: c = beta * c (+ bias) for every batch matrix, the CPU's definition.
+template <typename S>
+__global__ void scale_c_kernel(S* c, int64_t M, int64_t N, int64_t ldc, int64_t stride_c, int64_t total,
+                               ComputeT<S> beta, const S* bias) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t j = i % N, r = i / N % M, bi = i / (N * M);
+    S* p = c + bi * stride_c + r * ldc + j;
+    ComputeT<S> v = beta == ComputeT<S>(0) ? ComputeT<S>(0) : beta * load(p);
+    if (bias) v += load(bias + j);
+    store(p, v);
+  }
+}
+
+void scale_c(int device, const GemmArgs& g) {
+  const int64_t total = g.batch * g.M * g.N;
+  constexpr int kThreads = 256;
+  dispatch_float<true>(g.dtype, "matmul", [&](auto tag) {
+    using S = DeviceT<typename decltype(tag)::type>;
+    scale_c_kernel<S><<<grid_stride_blocks(total, kThreads), kThreads, 0, stream(device)>>>(
+        static_cast<S*>(g.c), g.M, g.N, g.ldc, g.stride_c, total, ComputeT<S>(g.beta), static_cast<const S*>(g.bias));
+  });
+  CGAD_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+bool try_gemm(int device, const GemmArgs& g) {
+  if (g.M == 0 || g.N == 0 || g.batch == 0) return true;
+  if (g.batch > INT_MAX) throw ValueError(str("matmul: a batch of ", g.batch, " matrices exceeds cuBLASLt's limit"));
+  DeviceGuard guard(device);
+  if (g.K == 0) {
+    scale_c(device, g);
+    return true;
+  }
+  const LtContext& ctx = lt_context(device);
+  const cudaDataType_t t = data_type(g.dtype);
+  const bool f64 = g.dtype == DType::Float64;
+  const cublasComputeType_t compute = f64 ? CUBLAS_COMPUTE_64F
+                                      : g.dtype == DType::Float32 && tf32_enabled() ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                                    : CUBLAS_COMPUTE_32F;
+  MatmulDesc desc(compute, f64 ? CUDA_R_64F : CUDA_R_32F);
+  // The column-major trick (gemm.cuh): cuBLASLt's A is our b and its B our a.
+  const cublasOperation_t op_a = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  desc.set(CUBLASLT_MATMUL_DESC_TRANSA, op_a);
+  desc.set(CUBLASLT_MATMUL_DESC_TRANSB, op_b);
+  if (g.bias) {  // cuBLASLt's bias has one entry per row of its D: our columns
+    desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS);
+    desc.set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias);
+    desc.set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, t);
+  }
+  const Layout la(t, g.trans_b ? g.K : g.N, g.trans_b ? g.N : g.K, g.ldb, g.batch, g.stride_b);
+  const Layout lb(t, g.trans_a ? g.M : g.K, g.trans_a ? g.K : g.M, g.lda, g.batch, g.stride_a);
+  const Layout lc(t, g.N, g.M, g.ldc, g.batch, g.stride_c);
+  Preference pref;
+  pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(ctx.workspace_bytes));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_of(g.b));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_of(g.a));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment_of(g.c));
+  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment_of(g.c));
+  cublasLtMatmulHeuristicResult_t choice{};
+  int found = 0;
+  const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.get(), la.get(), lb.get(), lc.get(),
+                                                          lc.get(), pref.get(), 1, &choice, &found);
+  if (s == CUBLAS_STATUS_NOT_SUPPORTED || (s == CUBLAS_STATUS_SUCCESS && found == 0)) return false;
+  CGAD_CUBLAS_CHECK(s);
+  const float alpha32 = float(g.alpha), beta32 = float(g.beta);
+  const void* alpha = f64 ? static_cast<const void*>(&g.alpha) : &alpha32;
+  const void* beta = f64 ? static_cast<const void*>(&g.beta) : &beta32;
+  CGAD_CUBLAS_CHECK(cublasLtMatmul(ctx.handle, desc.get(), alpha, g.b, la.get(), g.a, lb.get(), beta, g.c, lc.get(),
+                                   g.c, lc.get(), &choice.algo, ctx.workspace, ctx.workspace_bytes, stream(device)));
+  return true;
+}
+
+void gemm(int device, const GemmArgs& g) {
+  if (!try_gemm(device, g))
+    throw RuntimeError(str("matmul: cuBLASLt has no algorithm for a ", dtype_name(g.dtype), " GEMM (M=", g.M,
+                           ", N=", g.N, ", K=", g.K, ", batch=", g.batch, ", trans_a=", g.trans_a,
+                           ", trans_b=", g.trans_b, ", lda=", g.lda, ", ldb=", g.ldb, ", ldc=", g.ldc,
+                           g.bias ? ", bias epilogue" : "", ")"));
+}
+
+void gemm_tensors(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
+                  double beta) {
+  if (c.numel() == 0) return;
+  const size_t nbatch = size_t(c.dim() - 2);
+  GemmArgs g;
+  g.dtype = c.dtype();
+  g.M = c.size(-2);
+  g.N = c.size(-1);
+  g.K = trans_a ? a.size(-2) : a.size(-1);
+  g.trans_a = trans_a;
+  g.trans_b = trans_b;
+  g.lda = a.strides()[nbatch];
+  g.ldb = b.strides()[nbatch];
+  g.ldc = c.strides()[nbatch];
+  g.alpha = alpha;
+  g.beta = beta;
+  // The batch dims, outermost first, size-1 dims dropped and neighbours that step evenly in all
+  // three operands folded into one. The innermost becomes cuBLASLt's strided batch.
+  struct BatchDim {
+    int64_t size, sa, sb, sc;
+  };
+  std::vector<BatchDim> dims;
+  for (size_t d = 0; d < nbatch; ++d) {
+    const BatchDim cur{c.size(int64_t(d)), a.strides()[d], b.strides()[d], c.strides()[d]};
+    if (cur.size == 1) continue;
+    BatchDim* outer = dims.empty() ? nullptr : &dims.back();
+    if (outer && outer->sa == cur.sa * cur.size && outer->sb == cur.sb * cur.size && outer->sc == cur.sc * cur.size)
+      *outer = {outer->size * cur.size, cur.sa, cur.sb, cur.sc};
+    else
+      dims.push_back(cur);
+  }
+  if (!dims.empty()) {
+    g.batch = dims.back().size;
+    g.stride_a = dims.back().sa;
+    g.stride_b = dims.back().sb;
+    g.stride_c = dims.back().sc;
+    dims.pop_back();
+  }
+  const size_t isz = itemsize(g.dtype);
+  const char* pa = static_cast<const char*>(a.raw_data());
+  const char* pb = static_cast<const char*>(b.raw_data());
+  char* pc = static_cast<char*>(c.raw_data());
+  const int device = c.device().index;
+  std::vector<int64_t> idx(dims.size(), 0);
+  for (;;) {  // one call per index of the outer (unfoldable) batch dims
+    int64_t oa = 0, ob = 0, oc = 0;
+    for (size_t d = 0; d < dims.size(); ++d) {
+      oa += idx[d] * dims[d].sa;
+      ob += idx[d] * dims[d].sb;
+      oc += idx[d] * dims[d].sc;
+    }
+    g.a = pa + oa * int64_t(isz);
+    g.b = pb + ob * int64_t(isz);
+    g.c = pc + oc * int64_t(isz);
+    gemm(device, g);
+    size_t d = dims.size();
+    while (d > 0 && ++idx[d - 1] == dims[d - 1].size) idx[--d] = 0;
+    if (d == 0) break;
+  }
+}
+
+namespace {
+
+const char* bf16_gemm_name() { return "cublasLt"; }
+
+}  // namespace
+
+CGAD_REGISTER_KERNEL(gemm_kernel, CUDA, gemm_tensors);
+CGAD_REGISTER_KERNEL(bf16_gemm_name_kernel, CUDA, bf16_gemm_name);
+
+}  // namespace cgad::cuda
