@@ -17,6 +17,11 @@ struct MaxOp {
   __device__ T operator()(T a, T b) const { return b > a ? b : a; }
 };
 
+struct MinOp {
+  template <typename T>
+  __device__ T operator()(T a, T b) const { return b < a ? b : a; }
+};
+
 template <typename T, typename Op>
 __device__ __forceinline__ T warp_reduce(T v, Op op) {
   for (int offset = 16; offset > 0; offset >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
