@@ -1,9 +1,14 @@
 // cuBLASLt GEMMs for matmul (gemm_kernel) and the pieces every other GEMM of the backend uses.
-// Descriptors are made per call (a few microseconds of host time, hidden behind the GPU's work
-// on the one stream); the algorithm is cuBLASLt's first heuristic choice for the pointers'
-// actual alignment.
+// Descriptors are made per call (about a microsecond of host time, hidden behind the GPU's
+// work on the one stream); the algorithm is cuBLASLt's first heuristic choice for the problem
+// and the pointers' actual alignment, asked once per distinct problem and then cached (the
+// query costs tens of microseconds, and a training step repeats the same GEMMs every step).
 #include "backends/cuda/gemm.cuh"
+#include <array>
 #include <climits>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 #include "backends/cuda/cublaslt_handle.cuh"
@@ -82,13 +87,56 @@ cudaDataType_t data_type(DType d) {
   }
 }
 
-// The largest power of two (up to cuBLASLt's default of 256) dividing the address: views may
-// start anywhere, and an algorithm that assumes more alignment than a pointer has is wrong.
-uint32_t alignment_of(const void* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  uint32_t align = 256;
-  while (align > 1 && a % align != 0) align /= 2;
-  return align;
+// The largest power of two (up to cuBLASLt's default of 256) dividing the address of every
+// matrix of an operand: views may start anywhere and step by any leading dim or batch stride,
+// and an algorithm that assumes more alignment than the data has reads wrong addresses.
+uint32_t alignment_of(const void* p, int64_t ld, int64_t batch, int64_t stride, size_t itemsize) {
+  uint64_t bits = reinterpret_cast<uintptr_t>(p) | uint64_t(ld) * itemsize | 256u;
+  if (batch > 1) bits |= uint64_t(stride) * itemsize;
+  return uint32_t(bits & (~bits + 1));  // the lowest set bit
+}
+
+// Everything the heuristic's answer depends on.
+using AlgoKey = std::array<int64_t, 19>;
+
+struct AlgoKeyHash {
+  size_t operator()(const AlgoKey& k) const {
+    size_t h = 0;
+    for (int64_t v : k) h = h * 1000003u ^ std::hash<int64_t>{}(v);
+    return h;
+  }
+};
+
+struct AlgoChoice {
+  bool found = false;  // false: cuBLASLt has none (or refused the bias epilogue)
+  cublasLtMatmulAlgo_t algo{};
+};
+
+class AlgoCache {
+ public:
+  bool lookup(const AlgoKey& k, AlgoChoice& out) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(k);
+    if (it == map_.end()) return false;
+    out = it->second;
+    return true;
+  }
+  void insert(const AlgoKey& k, const AlgoChoice& c) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (map_.size() >= kMaxEntries) map_.clear();  // a model has a few dozen shapes; tests may have many
+    map_[k] = c;
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 4096;
+  std::mutex mu_;
+  std::unordered_map<AlgoKey, AlgoChoice, AlgoKeyHash> map_;
+};
+
+// Leaked on purpose, like the cuBLASLt contexts: GEMMs may run while static destructors do.
+AlgoCache& algo_cache() {
+  static AlgoCache& cache = *std::make_unique<AlgoCache>().release();
+  return cache;
 }
 
 // K = 0: c = beta * c (+ bias) for every batch matrix, the CPU's definition.
@@ -144,18 +192,34 @@ bool try_gemm(int device, const GemmArgs& g) {
   const Layout la(t, g.trans_b ? g.K : g.N, g.trans_b ? g.N : g.K, g.ldb, g.batch, g.stride_b);
   const Layout lb(t, g.trans_a ? g.M : g.K, g.trans_a ? g.K : g.M, g.lda, g.batch, g.stride_a);
   const Layout lc(t, g.N, g.M, g.ldc, g.batch, g.stride_c);
-  Preference pref;
-  pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(ctx.workspace_bytes));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_of(g.b));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_of(g.a));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment_of(g.c));
-  pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment_of(g.c));
-  cublasLtMatmulHeuristicResult_t choice{};
-  int found = 0;
-  const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.get(), la.get(), lb.get(), lc.get(),
-                                                          lc.get(), pref.get(), 1, &choice, &found);
-  if (s == CUBLAS_STATUS_NOT_SUPPORTED || (s == CUBLAS_STATUS_SUCCESS && found == 0)) return false;
-  CGAD_CUBLAS_CHECK(s);
+  const size_t isz = itemsize(g.dtype);
+  const uint32_t align_a = alignment_of(g.a, g.lda, g.batch, g.stride_a, isz),
+                 align_b = alignment_of(g.b, g.ldb, g.batch, g.stride_b, isz),
+                 align_c = alignment_of(g.c, g.ldc, g.batch, g.stride_c, isz),
+                 align_bias = g.bias ? alignment_of(g.bias, 0, 1, 0, isz) : 0;
+  const AlgoKey key{device, int64_t(g.dtype), int64_t(compute), g.trans_a, g.trans_b, g.M, g.N, g.K, g.batch,
+                    g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c, align_a, align_b, align_c, align_bias};
+  AlgoChoice choice;
+  if (!algo_cache().lookup(key, choice)) {
+    Preference pref;
+    pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(ctx.workspace_bytes));
+    pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_b);  // cuBLASLt's A is our b
+    pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_a);
+    pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c);
+    pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c);
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.get(), la.get(), lb.get(), lc.get(),
+                                                            lc.get(), pref.get(), 1, &result, &found);
+    // cuBLASLt answers an epilogue it lacks for a type with NOT_SUPPORTED or INVALID_VALUE
+    // depending on the version: with a bias, any refusal lets the caller retry without it (a
+    // problem that is itself wrong then fails there, in gemm()).
+    if (s != CUBLAS_STATUS_SUCCESS && s != CUBLAS_STATUS_NOT_SUPPORTED && !g.bias) CGAD_CUBLAS_CHECK(s);
+    choice.found = s == CUBLAS_STATUS_SUCCESS && found > 0;
+    choice.algo = result.algo;
+    algo_cache().insert(key, choice);
+  }
+  if (!choice.found) return false;
   const float alpha32 = float(g.alpha), beta32 = float(g.beta);
   const void* alpha = f64 ? static_cast<const void*>(&g.alpha) : &alpha32;
   const void* beta = f64 ? static_cast<const void*>(&g.beta) : &beta32;
