@@ -290,7 +290,18 @@ void gemm_tensors(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& 
     g.a = pa + oa * int64_t(isz);
     g.b = pb + ob * int64_t(isz);
     g.c = pc + oc * int64_t(isz);
-    gemm(device, g);
+    if (!try_gemm(device, g)) {
+      // No algorithm for the strided batch (a broadcast operand's zero stride, say): its
+      // matrices one by one, where a refusal is an error.
+      GemmArgs one = g;
+      one.batch = 1;
+      for (int64_t i = 0; i < g.batch; ++i) {
+        one.a = static_cast<const char*>(g.a) + i * g.stride_a * int64_t(isz);
+        one.b = static_cast<const char*>(g.b) + i * g.stride_b * int64_t(isz);
+        one.c = static_cast<char*>(g.c) + i * g.stride_c * int64_t(isz);
+        gemm(device, one);
+      }
+    }
     size_t d = dims.size();
     while (d > 0 && ++idx[d - 1] == dims[d - 1].size) idx[--d] = 0;
     if (d == 0) break;
