@@ -98,7 +98,7 @@ Tensor scores_like(const Tensor& q, const AttentionDims& d) {
 // Row r = h * L + i of s holds query i's raw scores; it becomes p_i = softmax(scale * s_i) over
 // the keys the query sees (0 beyond them), and lse[r] = scale * max + log(sum).
 template <typename T>
-__global__ void attention_softmax_kernel(T* s, T* lse, int64_t rows, int64_t L, int64_t S, bool causal, T scale) {
+__global__ void __launch_bounds__(kMaxRowThreads) attention_softmax_kernel(T* s, T* lse, int64_t rows, int64_t L, int64_t S, bool causal, T scale) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const int64_t i = r % L, n = causal ? (i + 1 < S ? i + 1 : S) : S;
     T* sr = s + r * S;
@@ -118,7 +118,7 @@ __global__ void attention_softmax_kernel(T* s, T* lse, int64_t rows, int64_t L, 
 // p_ij = exp(scale s_ij - lse_i) and ds_ij = scale p_ij (dp_ij - do_i . o_i), 0 beyond the keys
 // the query sees.
 template <typename T>
-__global__ void attention_backward_rows_kernel(T* p, T* ds, const T* lse, const T* g, StridedIndex g_heads,
+__global__ void __launch_bounds__(kMaxRowThreads) attention_backward_rows_kernel(T* p, T* ds, const T* lse, const T* g, StridedIndex g_heads,
                                                int64_t g_rs, const T* out, StridedIndex o_heads, int64_t o_rs,
                                                int64_t rows, int64_t L, int64_t S, int64_t Ev, bool causal,
                                                T scale) {

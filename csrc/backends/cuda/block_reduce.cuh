@@ -53,10 +53,14 @@ __device__ T block_max(T v) {
   return block_reduce(v, MaxOp{}, T(-INFINITY));
 }
 
-// Threads for one block per row of `cols` elements: a warp at least, 1024 at most.
+// The most threads a row kernel's block has: its kernels declare it as their launch bound, so
+// the compiler keeps them within the registers a block this large may use.
+constexpr int kMaxRowThreads = 1024;
+
+// Threads for one block per row of `cols` elements: a warp at least, kMaxRowThreads at most.
 inline int row_block_threads(int64_t cols) {
   int64_t t = 32;
-  while (t < cols && t < 1024) t *= 2;
+  while (t < cols && t < kMaxRowThreads) t *= 2;
   return int(t);
 }
 

@@ -17,11 +17,11 @@ namespace cgad::cuda {
 
 namespace {
 
-constexpr int kSummaryThreads = 1024;
+constexpr int kSummaryThreads = kMaxRowThreads;  // one block over all the targets
 
 // One block: summary[0] = the number of kept targets, summary[1] = the first row whose target is
 // neither ignore_index nor in [0, V) (N when there is none).
-__global__ void target_summary_kernel(const int64_t* targets, int64_t N, int64_t V, int64_t ignore_index,
+__global__ void __launch_bounds__(kMaxRowThreads) target_summary_kernel(const int64_t* targets, int64_t N, int64_t V, int64_t ignore_index,
                                       int64_t* summary) {
   int64_t count = 0, first_bad = N;
   for (int64_t r = threadIdx.x; r < N; r += blockDim.x) {
@@ -40,7 +40,7 @@ __global__ void target_summary_kernel(const int64_t* targets, int64_t N, int64_t
 
 // Per row: lse[r] = max + log(sum exp(x - max)) and nll[r] = lse - x[t]; 0 and 0 when ignored.
 template <typename T>
-__global__ void cross_entropy_rows_kernel(const T* x, const int64_t* targets, T* lse, double* nll, int64_t N,
+__global__ void __launch_bounds__(kMaxRowThreads) cross_entropy_rows_kernel(const T* x, const int64_t* targets, T* lse, double* nll, int64_t N,
                                           int64_t V, int64_t ignore_index) {
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     const int64_t t = targets[r];
@@ -68,7 +68,7 @@ __global__ void cross_entropy_rows_kernel(const T* x, const int64_t* targets, T*
 
 // One block: loss = sum(nll) / count, the sum in a fixed order.
 template <typename T>
-__global__ void cross_entropy_loss_kernel(const double* nll, int64_t N, double count, T* loss) {
+__global__ void __launch_bounds__(kMaxRowThreads) cross_entropy_loss_kernel(const double* nll, int64_t N, double count, T* loss) {
   double s = 0;
   for (int64_t r = threadIdx.x; r < N; r += blockDim.x) s += nll[r];
   s = block_sum(s);
@@ -78,7 +78,7 @@ __global__ void cross_entropy_loss_kernel(const double* nll, int64_t N, double c
 // dx = exp(x - lse) * g / count, minus g / count at the target; 0 on ignored rows. Each element
 // is read before it is written, so dx may be the logits' buffer.
 template <typename T>
-__global__ void cross_entropy_backward_kernel_(T* dx, const T* x, const T* lse, const int64_t* targets,
+__global__ void __launch_bounds__(kMaxRowThreads) cross_entropy_backward_kernel_(T* dx, const T* x, const T* lse, const int64_t* targets,
                                                const double* g, const int64_t* summary, int64_t N, int64_t V,
                                                int64_t ignore_index) {
   const T s = T(g[0] / double(summary[0]));
