@@ -536,9 +536,14 @@ def float_to_int_ok(a, dtype):
         return bool(np.all((np.trunc(x) >= lo) & (x < hi + 1)))
 
 
+FLOAT_MAX = {"float32": float(np.finfo(np.float32).max), "float64": math.inf}
+
+
 def fits(v, dtype):
+    """Whether a fill value converts to dtype without overflow: integers in range, and for floats
+    inf/NaN or a finite value no larger than the dtype's largest (as torch's checked fills)."""
     if dtype in FLOATS:
-        return True
+        return not math.isfinite(v) or abs(v) <= FLOAT_MAX[dtype]
     lo, hi = INT_LIMITS[dtype]
     if isinstance(v, (float, np.floating)):
         return math.isfinite(v) and lo <= v <= hi
@@ -578,7 +583,7 @@ def fuzz_binary(data):
             form = "ts"  # numpy scalars on the left are numpy's business (they take the array path)
         B = None
         rt = result_type([A.a.dtype.name] if A.a.ndim else [], [] if A.a.ndim else [A.a.dtype.name], [s])
-        if not fits(s, rt):
+        if rt not in FLOATS and not fits(s, rt):
             errs.add(ValueError)  # a Python int that the result's integer dtype cannot hold
         if form == "ts":
             left, right = A.a, s
@@ -1112,8 +1117,8 @@ def fuzz_views(data):
             ms = ms + [2] if ms else [3]
         mdt = "bool" if data.draw(st.integers(0, 7), label="mdt") else data.draw(st.sampled_from(DTYPES), label="mdtype")
         mask = make_input(data, rng, tuple(ms), mdt)
-        value = data.draw(st.sampled_from([0.0, -1.5, 2.5, 7, True, math.nan, -math.inf, 1e30, 2**31, 2**40]),
-                          label="value")
+        value = data.draw(st.sampled_from([0.0, -1.5, 2.5, 7, True, math.nan, -math.inf, 1e30, 2**31, 2**40,
+                                           -1e300, 3.5e38]), label="value")
         desc = f"{A.desc()}.masked_fill({mask.desc()}, {value!r})"
         if mdt != "bool":
             errs.add(TypeError)
@@ -1715,7 +1720,7 @@ def fuzz_creation(data):
         size = data.draw(st.sampled_from([shape, shape, (-1,), (2, -3), (2.5,), (True,), ("2",), (2**70,)]),
                          label="size")
         dt = data.draw(st.sampled_from(DTYPES + (None, "float16", "float32")), label="dtype")
-        value = data.draw(st.sampled_from([1.5, -2, True, math.nan]), label="value")
+        value = data.draw(st.sampled_from([1.5, -2, True, math.nan, 1e300, -3.5e38, math.inf]), label="value")
         desc = f"{kind}({size!r}, dtype={dt!r}" + (f", value={value!r})" if kind == "full" else ")")
         errs = set()
         if any(isinstance(s, (bool, float, str)) for s in size):
@@ -1727,7 +1732,7 @@ def fuzz_creation(data):
         if dt == "float16":
             errs.add(TypeError)
         out_dt = dt or ("float32" if kind == "zeros" else "bool" if value is True else "int64" if isinstance(value, int) else "float32")
-        if kind == "full" and out_dt in INTS + ("bool",) and not fits(value, out_dt) and out_dt != "bool":
+        if kind == "full" and out_dt != "float16" and not fits(value, out_dt) and out_dt != "bool":
             errs.add(ValueError)
         if kind == "zeros":
             call = lambda: cgad.zeros(*size, dtype=dt)  # noqa: E731

@@ -106,6 +106,19 @@ def test_parameters_cast_once_and_get_float32_grads(device):
     assert nmax_err(lin.weight.grad.numpy(), g32) < 3e-2
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_an_in_place_update_inside_the_region_refreshes_the_cached_copy(device):
+    # an optimizer step (or any in-place write) inside one region: later uses see the new values
+    lin = nn.Linear(4, 4, bias=False).to(device)
+    x = cgad.ones(1, 4, device=device)
+    with cgad.autocast(device):
+        before = lin(x).float().numpy()
+        with cgad.no_grad():
+            lin.weight.copy_(lin.weight * 2.0)  # exact in bf16: the new copy is twice the old one
+        after = lin(x).float().numpy()
+    np.testing.assert_array_equal(after, 2 * before)
+
+
 def test_no_grad_region_does_not_cache():
     lin = nn.Linear(4, 4)
     with cgad.no_grad(), cgad.autocast("cpu"):

@@ -72,9 +72,9 @@ struct AttentionBackward : Node {
 
 AttentionDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v) {
   const char* op = "scaled_dot_product_attention";
-  check_floating(q, op, "q");
-  check_floating(k, op, "k");
-  check_floating(v, op, "v");
+  check_floating(q, op, "q", true);
+  check_floating(k, op, "k", true);
+  check_floating(v, op, "v", true);
   check_same_dtype(q, k, op);
   check_same_dtype(q, v, op);
   check_same_device(q, k, op);
@@ -133,10 +133,8 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
     k = autocast_lower(k);
     v = autocast_lower(v);
   }
-  // The fused kernel is float32 inside: bfloat16 operands are computed in float32 and the
-  // output rounded to bfloat16 (bf16 QK^T and PV in the kernel are still to come).
-  if (q.dtype() == DType::BFloat16 || k.dtype() == DType::BFloat16 || v.dtype() == DType::BFloat16)
-    return to_dtype(attention(as_float32(q), as_float32(k), as_float32(v), is_causal, scale), DType::BFloat16);
+  // bfloat16 operands run the bf16 kernel (bf16 products, float32 softmax statistics), which
+  // saves its inputs and output for backward in bf16.
   return attention(q, k, v, is_causal, scale);
 }
 

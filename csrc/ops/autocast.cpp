@@ -11,6 +11,7 @@ namespace {
 struct CacheEntry {
   std::weak_ptr<TensorImpl> source;  // the parameter; a freed one's address may be reused
   std::shared_ptr<Storage> storage;  // its data when cast: a replaced .data invalidates the copy
+  uint64_t version = 0;              // and an in-place write to it since (an update in the region)
   Tensor lowered;
 };
 
@@ -31,10 +32,11 @@ Tensor autocast_lower(const Tensor& t) {
   if (!cacheable) return to_dtype(t, s.dtype);
   auto it = g_cast_cache.find(t.impl());
   if (it != g_cast_cache.end() && it->second.source.lock() == t.impl_ptr() &&
-      it->second.storage == t.impl()->storage && it->second.lowered.dtype() == s.dtype)
+      it->second.storage == t.impl()->storage && it->second.version == t.version() &&
+      it->second.lowered.dtype() == s.dtype)
     return it->second.lowered;
   Tensor lowered = to_dtype(t, s.dtype);
-  g_cast_cache[t.impl()] = {t.impl_ptr(), t.impl()->storage, lowered};
+  g_cast_cache[t.impl()] = {t.impl_ptr(), t.impl()->storage, t.version(), lowered};
   return lowered;
 }
 

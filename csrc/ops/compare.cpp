@@ -71,11 +71,7 @@ Tensor masked_fill(const Tensor& t, const Tensor& mask, double value) {
   Shape shape = broadcast_shapes(t.shape(), mask.shape(), "masked_fill");
   if (shape != t.shape())
     throw ValueError(str("masked_fill: mask of shape ", shape_str(mask.shape()), " does not broadcast to the tensor's shape ", shape_str(t.shape())));
-  if (is_integral(t.dtype())) {  // as torch: NaN, inf and out-of-range values are errors, not UB
-    const bool i32 = t.dtype() == DType::Int32;  // truncation toward zero must land in range
-    if (!(i32 ? value > -2147483649.0 && value < 2147483648.0 : value >= -9223372036854775808.0 && value < 9223372036854775808.0))
-      throw ValueError(str("masked_fill: value ", value, " cannot be converted to ", dtype_name(t.dtype()), " without overflow"));
-  }
+  check_scalar_fits("masked_fill", value, t.dtype());  // as torch: NaN/inf into integers are errors, not UB
   return where(mask, full({}, value, t.dtype(), t.device()), t);
 }
 

@@ -19,7 +19,37 @@ void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
     throw RuntimeError(str(op, ": expected all tensors on the same device, got ", a.device().str(), " and ", b.device().str()));
 }
 
+void check_scalar_fits(const char* op, double value, DType dtype) {
+  bool fits = true;
+  switch (dtype) {
+    case DType::Int32: fits = std::trunc(value) >= -2147483648.0 && value < 2147483648.0; break;
+    case DType::Int64: fits = std::trunc(value) >= -9223372036854775808.0 && value < 9223372036854775808.0; break;
+    // inf and NaN are float values; a finite double beyond the type's largest finite value would
+    // silently become inf (torch raises here too).
+    case DType::Float32: fits = !std::isfinite(value) || std::fabs(value) <= 3.4028234663852886e38; break;
+    case DType::BFloat16: fits = !std::isfinite(value) || std::fabs(value) <= 3.3895313892515355e38; break;
+    case DType::Float64: case DType::Bool: break;
+  }
+  if (!fits) throw ValueError(str(op, ": value ", value, " cannot be converted to ", dtype_name(dtype), " without overflow"));
+}
+
+namespace {
+
+// The copy kernel's conversion errors (NaN or an out-of-range float to an integer dtype) name
+// the op the user called.
+template <typename F>
+auto naming_op(const char* op, F&& f) {
+  try {
+    return f();
+  } catch (const ValueError& e) {
+    throw ValueError(str(op, ": ", e.what()));
+  }
+}
+
+}  // namespace
+
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  check_scalar_fits("full", value, dtype);
   Tensor t = empty(shape, dtype, device);
   fill_kernel()(device, t, value);
   return t;
@@ -29,11 +59,7 @@ Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
 
 void fill_(const Tensor& t, double value) {
-  if (is_integral(t.dtype())) {  // as torch: never a wrapped or undefined integer
-    const double lo = t.dtype() == DType::Int32 ? -2147483648.0 : -9223372036854775808.0;
-    if (!(std::trunc(value) >= lo && value < -lo))
-      throw ValueError(str("fill_: value ", value, " cannot be converted to ", dtype_name(t.dtype()), " without overflow"));
-  }
+  check_scalar_fits("fill_", value, t.dtype());  // as torch: never a wrapped integer or a silent inf
   fill_kernel()(t.device(), t, value);
   t.bump_version();
 }
@@ -113,13 +139,13 @@ void copy_(const Tensor& dst, const Tensor& src) {
   Tensor s = src.detach();
   if (s.device() != dst.device()) s = move_data(s, dst.device());
   else if (s.impl()->storage == dst.impl()->storage) s = clone(s);  // may overlap: read it all first
-  copy_kernel()(dst.device(), dst, s);
+  naming_op("copy_", [&] { copy_kernel()(dst.device(), dst, s); });
   dst.bump_version();
 }
 
 Tensor to_dtype(const Tensor& t, DType dtype) {
   if (t.dtype() == dtype) return t;
-  Tensor out = cast(t, dtype);
+  Tensor out = naming_op("to", [&] { return cast(t, dtype); });
   if (is_floating(dtype)) {
     if (auto n = record<CastBackward>(out, {&t})) n->in_dtype = t.dtype();
   }

@@ -4,6 +4,7 @@
 #include "autograd/node.h"
 #include "core/rng.h"
 #include "kernels/creation.h"
+#include "kernels/elementwise.h"
 #include "ops/ops.h"
 
 namespace cgad {
@@ -32,7 +33,16 @@ DType result_type(const Tensor& a, const Scalar& s) {
   return scat == 2 ? DType::Float32 : (scat == 1 ? DType::Int64 : DType::Bool);
 }
 
-Tensor scalar_tensor(const Scalar& s, DType dtype, Device device) { return full({}, s.value, dtype, device); }
+// Not full(): a scalar operand wraps around in an integer dtype and overflows to inf in a float
+// one, as torch's does (int32 * 2**40 is 0; float32 * 1e300 is inf), without an error.
+Tensor scalar_tensor(const Scalar& s, DType dtype, Device device) {
+  double v = s.value;
+  if (dtype == DType::Int32 && std::fabs(v) < 9223372036854775808.0)  // a defined wrap, not UB
+    v = double(int32_t(uint32_t(uint64_t(int64_t(v)))));
+  Tensor t = empty({}, dtype, device);
+  fill_kernel()(device, t, v);
+  return t;
+}
 
 Tensor arange(double start, double end, double step, DType dtype, Device device) {
   if (step == 0) throw ValueError("arange: step must be nonzero");
@@ -42,6 +52,10 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
   const double count = std::ceil((end - start) / step);  // may be hugely negative: clamp first
   const int64_t n = count > 0 ? int64_t(count) : 0;
   if (dtype == DType::BFloat16) return cast(arange(start, end, step, DType::Float32, device), dtype);
+  if (n > 0 && is_integral(dtype)) {  // the ends are the extremes: a value past the dtype is an error, not UB
+    check_scalar_fits("arange", start, dtype);
+    check_scalar_fits("arange", start + double(n - 1) * step, dtype);
+  }
   Tensor out = empty({n}, dtype, device);
   arange_kernel()(device, out, start, step);
   return out;

@@ -42,9 +42,7 @@ struct CrossEntropyBackward : Node {
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t ignore_index) {
-  if (logits_in.defined() && logits_in.dtype() == DType::BFloat16)  // log-sum-exp in float32
-    return bf16_result(cross_entropy(as_float32(logits_in), targets_in, ignore_index), true);
-  check_floating(logits_in, "cross_entropy", "logits");
+  check_floating(logits_in, "cross_entropy", "logits", true);
   check_same_device(logits_in, targets_in, "cross_entropy");
   if (targets_in.dtype() != DType::Int64 && targets_in.dtype() != DType::Int32)
     throw TypeError(str("cross_entropy: expected int64 or int32 targets, got ", dtype_name(targets_in.dtype())));
@@ -59,7 +57,9 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t 
   if (V == 0) throw ValueError(str("cross_entropy: logits ", shape_str(ls), " have no classes"));
   Tensor targets = contiguous_data(cast(targets_in, DType::Int64));
   Tensor x = contiguous_data(logits_in);
-  Tensor loss = empty({}, x.dtype(), x.device());
+  // bfloat16 logits are read as they are (no float32 copy of the largest activation of a GPT-2
+  // step): log-sum-exp, lse and the loss in float32, the grad written in bf16.
+  Tensor loss = empty({}, stats_dtype(x.dtype()), x.device());
   Tensor lse = empty({N}, stats_dtype(x.dtype()), x.device());
   cross_entropy_forward_kernel()(x.device(), loss, lse, x, targets, ignore_index);
   if (auto n = record<CrossEntropyBackward>(loss, {&logits_in, &targets_in})) {
@@ -69,7 +69,7 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, int64_t 
     n->ignore_index = ignore_index;
     n->in_shape = ls;
   }
-  return loss;
+  return x.dtype() == DType::BFloat16 ? bf16_result(loss, true) : loss;
 }
 
 }  // namespace cgad

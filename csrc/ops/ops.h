@@ -24,6 +24,9 @@ Tensor scalar_tensor(const Scalar& s, DType dtype, Device device);
 // --- filling, copies and conversion (copy.cpp): on the given device or the input's
 Tensor zeros(const Shape& shape, DType dtype, Device device);
 Tensor full(const Shape& shape, double value, DType dtype, Device device);
+// ValueError naming op unless value converts to dtype without overflow (NaN/inf/out of range
+// for integers, a finite value beyond the largest float32/bfloat16).
+void check_scalar_fits(const char* op, double value, DType dtype);
 Tensor zeros_like(const Tensor& t);
 void fill_(const Tensor& t, double value);       // in place, no autograd
 void copy_(const Tensor& dst, const Tensor& src);  // in place, no autograd; src broadcast to dst

@@ -216,6 +216,11 @@ def read_state(ckpt_dir):
         raise ValueError(f"{path}: corrupt checkpoint state: {e}") from None
     if not isinstance(state, dict) or "step" not in state or "files" not in state:
         raise ValueError(f"{path}: corrupt checkpoint state: missing step or files")
+    files = state["files"]
+    if (isinstance(state["step"], bool) or not isinstance(state["step"], int)
+            or not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values())):
+        raise ValueError(f"{path}: corrupt checkpoint state: step must be an int and files a "
+                         f"mapping of file names to their sizes and hashes")
     if state.get(STATE_HASH_KEY) != _state_digest(state):
         raise ValueError(f"{path}: corrupt checkpoint state: its content does not match its "
                          f"{STATE_HASH_KEY}")
@@ -276,7 +281,7 @@ def load_model_tensors(model, tensors, source="checkpoint"):
             full[alias] = full[first]
     try:
         model.load_state_dict(full)
-    except KeyError as e:
+    except (KeyError, ValueError, TypeError) as e:  # missing/extra names, shapes, dtypes
         raise ValueError(f"{source}: tensors do not match the model: {e}") from None
 
 
@@ -321,5 +326,10 @@ def load_checkpoint(path, model, optimizer=None):
     model_t, optim_t, state = read_checkpoint(path)
     load_model_tensors(model, model_t, source=path)
     if optimizer is not None:
-        optimizer.load_state_dict(unflatten_optimizer(optim_t, state["optimizer"]))
+        try:
+            optimizer.load_state_dict(unflatten_optimizer(optim_t, state["optimizer"]))
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            # a state written for another optimizer or model, or one edited by hand
+            raise ValueError(f"{path}: the optimizer state does not match the optimizer: "
+                             f"{type(e).__name__}: {e}") from None
     return state

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <vector>
+#include "backends/cpu/attention_bf16.h"
 #include "backends/cpu/microgemm.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/register.h"
@@ -54,29 +55,6 @@ inline std::pair<int64_t, int64_t> visible_keys(int64_t i0, const AttentionDims&
 // Queries [q_begin, L) that can see any key of the panel starting at key j0.
 inline std::pair<int64_t, int64_t> seeing_queries(int64_t j0, const AttentionDims& d, bool causal) {
   return {causal ? std::min(j0, d.L) : 0, d.L};
-}
-
-// Where each (batch, head) matrix of an operand starts, and its row stride. Operands are read
-// in place whatever their leading strides (q, k and v are usually transposed views of the
-// fused c_attn output), as long as their last dim is contiguous.
-struct HeadMats {
-  std::vector<int64_t> off;  // (H,) element offsets
-  int64_t rs = 0;            // row stride (dim -2)
-};
-
-HeadMats head_mats(const Tensor& t) {
-  HeadMats m;
-  const int64_t nd = t.dim();
-  m.rs = t.strides()[size_t(nd - 2)];
-  m.off.assign(1, 0);
-  for (int64_t dim = 0; dim < nd - 2; ++dim) {  // row-major over the leading dims
-    std::vector<int64_t> next;
-    next.reserve(m.off.size() * size_t(t.size(dim)));
-    for (int64_t base : m.off)
-      for (int64_t i = 0; i < t.size(dim); ++i) next.push_back(base + i * t.strides()[size_t(dim)]);
-    m.off = std::move(next);
-  }
-  return m;
 }
 
 template <typename T>
@@ -174,9 +152,10 @@ void attention_backward(const T* q, const T* k, const T* v, const T* out, const 
 }
 
 // For float32 and float64 inputs the statistics dtype (stats_dtype) is the input's
-// own, so lse is read and written as T.
+// own, so lse is read and written as T; bfloat16 has its own kernel (float32 lse).
 void attention_forward_k(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
                          bool causal, double scale) {
+  if (q.dtype() == DType::BFloat16) return attention_forward_bf16(out, lse, q, k, v, causal, scale);
   const AttentionDims d = attention_dims(q, k, v);
   dispatch_float(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -188,6 +167,8 @@ void attention_forward_k(const Tensor& out, const Tensor& lse, const Tensor& q, 
 void attention_backward_k(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& g, const Tensor& q,
                           const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, bool causal,
                           double scale) {
+  if (q.dtype() == DType::BFloat16)
+    return attention_backward_bf16(dq, dk, dv, g, q, k, v, out, lse, causal, scale);
   const AttentionDims d = attention_dims(q, k, v);
   dispatch_float(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
     using T = typename decltype(tag)::type;

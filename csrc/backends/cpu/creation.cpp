@@ -68,16 +68,22 @@ void tril(const Tensor& t, int64_t diagonal) {
 void multinomial(const Tensor& out, const Tensor& probs, int64_t num_samples, uint64_t seed, uint64_t base) {
   const int64_t V = probs.size(-1), R = probs.numel() / V;
   const double* pp = probs.data<double>();
+  // A row whose sum overflows (weights near the float64 maximum) is sampled from its weights
+  // divided by its largest: the same distribution, with finite running sums (an infinite total
+  // would send every draw to the last category).
+  std::vector<double> scale(static_cast<size_t>(R), 1.0);
   for (int64_t r = 0; r < R; ++r) {
-    double s = 0;
+    double s = 0, vmax = 0;
     int64_t nonzero = 0;
     for (int64_t j = 0; j < V; ++j) {
       double v = pp[r * V + j];
       if (!(v >= 0) || !std::isfinite(v))
         throw ValueError(str("multinomial: probabilities must be finite and non-negative, got ", v, " in row ", r));
       s += v;
+      vmax = std::max(vmax, v);
       nonzero += v > 0;
     }
+    if (!std::isfinite(s)) scale[size_t(r)] = 1.0 / vmax;
     if (!(s > 0)) throw ValueError(str("multinomial: row ", r, " of the probabilities sums to zero"));
     if (nonzero < num_samples)  // without replacement, each draw needs a category left to pick
       throw ValueError(str("multinomial: cannot draw ", num_samples, " samples without replacement from row ", r,
@@ -86,7 +92,7 @@ void multinomial(const Tensor& out, const Tensor& probs, int64_t num_samples, ui
   int64_t* po = out.data<int64_t>();
   std::vector<double> w(static_cast<size_t>(V));
   for (int64_t r = 0; r < R; ++r) {
-    for (int64_t j = 0; j < V; ++j) w[j] = pp[r * V + j];
+    for (int64_t j = 0; j < V; ++j) w[j] = pp[r * V + j] * scale[size_t(r)];
     for (int64_t s = 0; s < num_samples; ++s) {  // without replacement: drawn categories drop out
       double total = 0;
       for (int64_t j = 0; j < V; ++j) total += w[j];

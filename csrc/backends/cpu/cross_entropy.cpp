@@ -1,6 +1,7 @@
 // CPU kernels of cross_entropy: log-sum-exp per row (never log(softmax)), and a backward that
 // forms softmax - onehot directly from the saved row lse, so probabilities are never stored.
 #include <cmath>
+#include <type_traits>
 #include <vector>
 #include "backends/cpu/parallel_rows.h"
 #include "backends/cpu/register.h"
@@ -11,7 +12,11 @@ namespace cgad::cpu {
 
 namespace {
 
-// The float32/float64 kernels store lse in T, which is stats_dtype for both.
+// Statistics (lse, the loss) in stats_dtype: T itself for float32/float64, float32 for bfloat16
+// logits, which are read and (their grad) written as bf16 with float32 arithmetic.
+template <typename T>
+using Stat = std::conditional_t<std::is_same_v<T, bf16>, float, T>;
+
 void forward(const Tensor& loss, const Tensor& lse_out, const Tensor& logits, const Tensor& targets,
              int64_t ignore_index) {
   const int64_t N = targets.numel(), V = logits.shape().back();
@@ -26,30 +31,31 @@ void forward(const Tensor& loss, const Tensor& lse_out, const Tensor& logits, co
     count += 1;
   }
   std::vector<double> nll(size_t(N), 0.0);
-  dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
+  dispatch_float<true>(logits.dtype(), "cross_entropy", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using S = Stat<T>;
     const T* px = logits.data<T>();
-    T* lse = lse_out.data<T>();
+    S* lse = lse_out.data<S>();
     parallel_rows(N, N * V, [&](int64_t r) {
       const int64_t t = tg[r];
       if (t == ignore_index) {
-        lse[r] = T(0);
+        lse[r] = S(0);
         return;
       }
       const T* xr = px + r * V;
-      T mx = -INFINITY;
+      S mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
-      for (int64_t j = 0; j < V; ++j) mx = xr[j] > mx ? xr[j] : mx;
+      for (int64_t j = 0; j < V; ++j) mx = S(xr[j]) > mx ? S(xr[j]) : mx;
       double s = 0;
 #pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < V; ++j) s += double(vm::exp(xr[j] - mx));
+      for (int64_t j = 0; j < V; ++j) s += double(vm::exp(S(xr[j]) - mx));
       const double l = double(mx) + std::log(s);
-      lse[r] = T(l);
-      nll[size_t(r)] = l - double(xr[t]);
+      lse[r] = S(l);
+      nll[size_t(r)] = l - double(S(xr[t]));
     });
     double total = 0;  // summed in row order: fixed whatever the thread count
     for (double v : nll) total += v;
-    loss.data<T>()[0] = T(count > 0 ? total / count : NAN);
+    loss.data<S>()[0] = S(count > 0 ? total / count : NAN);
   });
 }
 
@@ -60,10 +66,11 @@ void backward(const Tensor& dx, const Tensor& logits, const Tensor& lse_in, cons
   double count = 0;  // the forward's count of kept targets
   for (int64_t r = 0; r < N; ++r) count += tg[r] != ignore_index ? 1 : 0;
   const double scale = g.data<double>()[0] / count;
-  dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
+  dispatch_float<true>(logits.dtype(), "cross_entropy", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using S = Stat<T>;
     const T* x = logits.data<T>();
-    const T* lse = lse_in.data<T>();
+    const S* lse = lse_in.data<S>();
     T* d = dx.data<T>();
     parallel_rows(N, N * V, [&](int64_t r) {
       T* dr = d + r * V;
@@ -73,10 +80,10 @@ void backward(const Tensor& dx, const Tensor& logits, const Tensor& lse_in, cons
         return;
       }
       const T* xr = x + r * V;
-      const T l = lse[r], s = T(scale);
+      const S l = lse[r], s = S(scale);
 #pragma omp simd
-      for (int64_t j = 0; j < V; ++j) dr[j] = vm::exp(xr[j] - l) * s;
-      dr[t] -= s;
+      for (int64_t j = 0; j < V; ++j) dr[j] = T(vm::exp(S(xr[j]) - l) * s);
+      dr[t] = T(S(dr[t]) - s);
     });
   });
 }

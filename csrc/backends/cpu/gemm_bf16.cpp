@@ -1,6 +1,7 @@
 // The bf16 GEMM's dispatcher (AVX512_BF16 kernel or the float32-arithmetic fallback) and the
 // fallback itself: correct on any x86-64 CPU, not fast (it widens both operands to float32).
 #include "backends/cpu/gemm_bf16.h"
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -81,6 +82,40 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
   }
   detail::gemm_bf16_fallback<TC>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
 }
+
+template <typename TC>
+void gemm_bf16_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
+                      const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K > 0 && use_avx512_bf16()) {
+    detail::gemm_bf16_avx512<TC>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr, 1);
+    return;
+  }
+  // float32 arithmetic on this thread: exact products, float32 sums (as the fallback above)
+  std::vector<float> row(static_cast<size_t>(N));
+  for (int64_t i = 0; i < M; ++i) {
+    std::fill(row.begin(), row.end(), 0.0f);
+    for (int64_t k = 0; k < K; ++k) {
+      const float a = float(ta ? A[k * lda + i] : A[i * lda + k]);
+      if (tb) {
+        for (int64_t j = 0; j < N; ++j) row[size_t(j)] += a * float(B[j * ldb + k]);
+      } else {
+        const bf16* b = B + k * ldb;
+        for (int64_t j = 0; j < N; ++j) row[size_t(j)] += a * float(b[j]);
+      }
+    }
+    for (int64_t j = 0; j < N; ++j) {
+      float v = alpha * row[size_t(j)];
+      if (beta != 0.0f) v += beta * float(C[i * ldc + j]);
+      C[i * ldc + j] = TC(v);
+    }
+  }
+}
+
+template void gemm_bf16_serial<float>(bool, bool, int64_t, int64_t, int64_t, float, const bf16*, int64_t, const bf16*,
+                                      int64_t, float, float*, int64_t);
+template void gemm_bf16_serial<bf16>(bool, bool, int64_t, int64_t, int64_t, float, const bf16*, int64_t, const bf16*,
+                                     int64_t, float, bf16*, int64_t);
 
 template void gemm_bf16<float>(bool, bool, int64_t, int64_t, int64_t, float, const bf16*, int64_t, const bf16*,
                                int64_t, float, float*, int64_t, const bf16*);

@@ -17,6 +17,12 @@ template <typename TC>
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
                const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc, const bf16* bias);
 
+// The same product on the calling thread only, for kernels that already run one problem per
+// thread (the bf16 attention's per-head products). Same implementation choice as gemm_bf16.
+template <typename TC>
+void gemm_bf16_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+                      int64_t lda, const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc);
+
 // Which implementation gemm_bf16 runs: "avx512_bf16" or "fallback".
 const char* gemm_bf16_impl();
 
