@@ -48,7 +48,8 @@ class Layout {
     CGAD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l_, t, uint64_t(rows), uint64_t(cols), ld));
     if (batch > 1) {
       const int32_t count = int32_t(batch);
-      CGAD_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l_, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+      CGAD_CUBLAS_CHECK(
+          cublasLtMatrixLayoutSetAttribute(l_, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
       CGAD_CUBLAS_CHECK(
           cublasLtMatrixLayoutSetAttribute(l_, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
     }
@@ -97,7 +98,7 @@ uint32_t alignment_of(const void* p, int64_t ld, int64_t batch, int64_t stride, 
 }
 
 // Everything the heuristic's answer depends on.
-using AlgoKey = std::array<int64_t, 19>;
+using AlgoKey = std::array<int64_t, 20>;
 
 struct AlgoKeyHash {
   size_t operator()(const AlgoKey& k) const {
@@ -155,7 +156,7 @@ __global__ void scale_c_kernel(S* c, int64_t M, int64_t N, int64_t ldc, int64_t 
 void scale_c(int device, const GemmArgs& g) {
   const int64_t total = g.batch * g.M * g.N;
   constexpr int kThreads = 256;
-  dispatch_float<true>(g.dtype, "matmul", [&](auto tag) {
+  dispatch_float<true>(g.c_dtype, "matmul", [&](auto tag) {
     using S = DeviceT<typename decltype(tag)::type>;
     scale_c_kernel<S><<<grid_stride_blocks(total, kThreads), kThreads, 0, stream(device)>>>(
         static_cast<S*>(g.c), g.M, g.N, g.ldc, g.stride_c, total, ComputeT<S>(g.beta), static_cast<const S*>(g.bias));
@@ -174,7 +175,9 @@ bool try_gemm(int device, const GemmArgs& g) {
     return true;
   }
   const LtContext& ctx = lt_context(device);
-  const cudaDataType_t t = data_type(g.dtype);
+  if (g.c_dtype != g.dtype && !(g.dtype == DType::BFloat16 && g.c_dtype == DType::Float32))
+    throw TypeError(str("matmul: a ", dtype_name(g.c_dtype), " product of ", dtype_name(g.dtype), " operands"));
+  const cudaDataType_t t = data_type(g.dtype), tc = data_type(g.c_dtype);
   const bool f64 = g.dtype == DType::Float64;
   const cublasComputeType_t compute = f64 ? CUBLAS_COMPUTE_64F
                                       : g.dtype == DType::Float32 && tf32_enabled() ? CUBLAS_COMPUTE_32F_FAST_TF32
@@ -187,18 +190,19 @@ bool try_gemm(int device, const GemmArgs& g) {
   if (g.bias) {  // cuBLASLt's bias has one entry per row of its D: our columns
     desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS);
     desc.set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias);
-    desc.set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, t);
+    desc.set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, tc);
   }
   const Layout la(t, g.trans_b ? g.K : g.N, g.trans_b ? g.N : g.K, g.ldb, g.batch, g.stride_b);
   const Layout lb(t, g.trans_a ? g.M : g.K, g.trans_a ? g.K : g.M, g.lda, g.batch, g.stride_a);
-  const Layout lc(t, g.N, g.M, g.ldc, g.batch, g.stride_c);
-  const size_t isz = itemsize(g.dtype);
+  const Layout lc(tc, g.N, g.M, g.ldc, g.batch, g.stride_c);
+  const size_t isz = itemsize(g.dtype), isz_c = itemsize(g.c_dtype);
   const uint32_t align_a = alignment_of(g.a, g.lda, g.batch, g.stride_a, isz),
                  align_b = alignment_of(g.b, g.ldb, g.batch, g.stride_b, isz),
-                 align_c = alignment_of(g.c, g.ldc, g.batch, g.stride_c, isz),
-                 align_bias = g.bias ? alignment_of(g.bias, 0, 1, 0, isz) : 0;
-  const AlgoKey key{device, int64_t(g.dtype), int64_t(compute), g.trans_a, g.trans_b, g.M, g.N, g.K, g.batch,
-                    g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c, align_a, align_b, align_c, align_bias};
+                 align_c = alignment_of(g.c, g.ldc, g.batch, g.stride_c, isz_c),
+                 align_bias = g.bias ? alignment_of(g.bias, 0, 1, 0, isz_c) : 0;
+  const AlgoKey key{device, int64_t(g.dtype), int64_t(g.c_dtype), int64_t(compute), g.trans_a, g.trans_b,
+                    g.M, g.N, g.K, g.batch, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c,
+                    align_a, align_b, align_c, align_bias};
   AlgoChoice choice;
   if (!algo_cache().lookup(key, choice)) {
     Preference pref;
@@ -230,7 +234,8 @@ bool try_gemm(int device, const GemmArgs& g) {
 
 void gemm(int device, const GemmArgs& g) {
   if (!try_gemm(device, g))
-    throw RuntimeError(str("matmul: cuBLASLt has no algorithm for a ", dtype_name(g.dtype), " GEMM (M=", g.M,
+    throw RuntimeError(str("matmul: cuBLASLt has no algorithm for a ", dtype_name(g.dtype), " -> ",
+                           dtype_name(g.c_dtype), " GEMM (M=", g.M,
                            ", N=", g.N, ", K=", g.K, ", batch=", g.batch, ", trans_a=", g.trans_a,
                            ", trans_b=", g.trans_b, ", lda=", g.lda, ", ldb=", g.ldb, ", ldc=", g.ldc,
                            g.bias ? ", bias epilogue" : "", ")"));
@@ -241,7 +246,8 @@ void gemm_tensors(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& 
   if (c.numel() == 0) return;
   const size_t nbatch = size_t(c.dim() - 2);
   GemmArgs g;
-  g.dtype = c.dtype();
+  g.dtype = a.dtype();
+  g.c_dtype = c.dtype();
   g.M = c.size(-2);
   g.N = c.size(-1);
   g.K = trans_a ? a.size(-2) : a.size(-1);
@@ -274,7 +280,7 @@ void gemm_tensors(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& 
     g.stride_c = dims.back().sc;
     dims.pop_back();
   }
-  const size_t isz = itemsize(g.dtype);
+  const int64_t isz = int64_t(itemsize(g.dtype)), isz_c = int64_t(itemsize(g.c_dtype));
   const char* pa = static_cast<const char*>(a.raw_data());
   const char* pb = static_cast<const char*>(b.raw_data());
   char* pc = static_cast<char*>(c.raw_data());
@@ -287,18 +293,18 @@ void gemm_tensors(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& 
       ob += idx[d] * dims[d].sb;
       oc += idx[d] * dims[d].sc;
     }
-    g.a = pa + oa * int64_t(isz);
-    g.b = pb + ob * int64_t(isz);
-    g.c = pc + oc * int64_t(isz);
+    g.a = pa + oa * isz;
+    g.b = pb + ob * isz;
+    g.c = pc + oc * isz_c;
     if (!try_gemm(device, g)) {
       // No algorithm for the strided batch (a broadcast operand's zero stride, say): its
       // matrices one by one, where a refusal is an error.
       GemmArgs one = g;
       one.batch = 1;
       for (int64_t i = 0; i < g.batch; ++i) {
-        one.a = static_cast<const char*>(g.a) + i * g.stride_a * int64_t(isz);
-        one.b = static_cast<const char*>(g.b) + i * g.stride_b * int64_t(isz);
-        one.c = static_cast<char*>(g.c) + i * g.stride_c * int64_t(isz);
+        one.a = static_cast<const char*>(g.a) + i * g.stride_a * isz;
+        one.b = static_cast<const char*>(g.b) + i * g.stride_b * isz;
+        one.c = static_cast<char*>(g.c) + i * g.stride_c * isz_c;
         gemm(device, one);
       }
     }

@@ -12,11 +12,13 @@
 namespace cgad::cuda {
 
 // c (M, N) = alpha * op(a) @ op(b) + beta * c [+ bias], for `batch` matrices `stride_*` elements
-// apart (a stride may be 0: that operand is shared by the batch). a, b and c are all of `dtype`
-// (float32, float64 or bfloat16 with float32 accumulation and one rounding of c). bias (N,), of
-// c's dtype, is added to every row by cuBLASLt's epilogue. beta = 0 only writes c.
+// apart (a stride may be 0: that operand is shared by the batch). a and b are of `dtype`
+// (float32, float64, or bfloat16 with float32 accumulation), c of `c_dtype`: the same, or float32
+// for bfloat16 operands (attention's scores), rounded once. bias (N,), of c's dtype, is added to
+// every row by cuBLASLt's epilogue. beta = 0 only writes c.
 struct GemmArgs {
   DType dtype = DType::Float32;
+  DType c_dtype = DType::Float32;
   int64_t M = 0, N = 0, K = 0, batch = 1;
   const void* a = nullptr;
   bool trans_a = false;
@@ -38,8 +40,8 @@ bool try_gemm(int device, const GemmArgs& g);
 void gemm(int device, const GemmArgs& g);
 
 // c = alpha * op(a) @ op(b) + beta * c over c's batch dims (a's and b's broadcast, with any
-// strides), the contract of gemm_kernel: batch dims that fold into one stride become one
-// strided-batched call, the others a loop of calls.
+// strides), the contract of gemm_kernel (c may also be float32 for bfloat16 a and b): batch dims
+// that fold into one stride become one strided-batched call, the others a loop of calls.
 void gemm_tensors(const Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
                   double beta);
 

@@ -13,8 +13,9 @@ namespace cgad::cuda {
 namespace {
 
 template <typename T>
-__global__ void __launch_bounds__(kMaxRowThreads) layer_norm_forward_kernel_(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t N,
-                                           int64_t C, double eps) {
+__global__ void __launch_bounds__(kMaxRowThreads)
+    layer_norm_forward_kernel_(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t N, int64_t C,
+        double eps) {
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     const T* xr = x + r * C;
     T* yr = y + r * C;
@@ -43,8 +44,9 @@ __global__ void __launch_bounds__(kMaxRowThreads) layer_norm_forward_kernel_(con
 
 // dx = rstd * (dn - mean(dn) - xhat * mean(dn * xhat)), dn = g * w (w = 1 when undefined).
 template <typename T>
-__global__ void __launch_bounds__(kMaxRowThreads) layer_norm_dx_kernel(const T* g, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
-                                     int64_t N, int64_t C) {
+__global__ void __launch_bounds__(kMaxRowThreads)
+    layer_norm_dx_kernel(const T* g, const T* x, const T* w, const T* mean, const T* rstd, T* dx, int64_t N,
+        int64_t C) {
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     const T* gr = g + r * C;
     const T* xr = x + r * C;

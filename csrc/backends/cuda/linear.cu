@@ -33,7 +33,7 @@ void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
   const int64_t rows = x.size(0), in_f = x.size(1), out_f = w.size(0);
   const int device = out.device().index;
   GemmArgs g;
-  g.dtype = x.dtype();
+  g.dtype = g.c_dtype = x.dtype();
   g.M = rows;
   g.N = out_f;
   g.K = in_f;

@@ -10,7 +10,8 @@ namespace cgad::cuda {
 namespace {
 
 template <typename T>
-__global__ void __launch_bounds__(kMaxRowThreads) softmax_forward_kernel_(const T* x, T* y, int64_t N, int64_t C, bool log) {
+__global__ void __launch_bounds__(kMaxRowThreads)
+    softmax_forward_kernel_(const T* x, T* y, int64_t N, int64_t C, bool log) {
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     const T* xr = x + r * C;
     T* yr = y + r * C;
@@ -33,7 +34,8 @@ __global__ void __launch_bounds__(kMaxRowThreads) softmax_forward_kernel_(const 
 
 // softmax: dx = y * (g - sum(g * y)); log_softmax: dx = g - exp(y) * sum(g).
 template <typename T>
-__global__ void __launch_bounds__(kMaxRowThreads) softmax_backward_kernel_(const T* g, const T* y, T* dx, int64_t N, int64_t C, bool log) {
+__global__ void __launch_bounds__(kMaxRowThreads)
+    softmax_backward_kernel_(const T* g, const T* y, T* dx, int64_t N, int64_t C, bool log) {
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     const T* gr = g + r * C;
     const T* yr = y + r * C;
