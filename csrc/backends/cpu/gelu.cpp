@@ -1,22 +1,18 @@
-// CPU kernels of GELU, exact (erf) and tanh-approximated (GPT-2). Each element is independent;
+// CPU kernels of GELU, exact (erf) and tanh-approximated (GPT-2), the formulas those of
+// kernels/gelu_math.h (shared with the CUDA kernel). Each element is independent;
 // the data is cut into fixed chunks of 4096, one per parallel row. Data of type S is computed in
 // T: bfloat16 in float32, rounded once on the store, so a bf16 activation never exists in float32.
 #include <algorithm>
-#include <cmath>
 #include <type_traits>
 #include "backends/cpu/parallel_rows.h"
 #include "backends/cpu/register.h"
 #include "backends/cpu/vmath.h"
+#include "kernels/gelu_math.h"
 #include "kernels/nn.h"
 
 namespace cgad::cpu {
 
 namespace {
-
-constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
-constexpr double kInvSqrt2 = 0.7071067811865476;
-constexpr double kInvSqrt2Pi = 0.3989422804014327;  // 1 / sqrt(2 pi)
-constexpr double kCubic = 0.044715;
 
 template <typename S>
 using Compute = std::conditional_t<std::is_same_v<S, bf16>, float, S>;
@@ -42,13 +38,11 @@ void gelu_forward(const S* x, S* y, int64_t n, bool tanh_approx) {
     if (tanh_approx) {
       simd_loop<S>(r * chunk, e, [&](int64_t i) {
         const T v = T(x[i]);
-        const T u = T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v);
-        y[i] = S(T(0.5) * v * (T(1) + vm::tanh(u)));
+        y[i] = S(math::gelu_tanh(v, vm::tanh(math::gelu_tanh_arg(v))));
       });
     } else {
       for (int64_t i = r * chunk; i < e; ++i) {
-        const T v = T(x[i]);
-        y[i] = S(T(0.5) * v * (T(1) + std::erf(v * T(kInvSqrt2))));
+        y[i] = S(math::gelu_erf(T(x[i])));
       }
     }
   });
@@ -62,15 +56,11 @@ void gelu_backward(const S* x, const S* g, S* dx, int64_t n, bool tanh_approx) {
     if (tanh_approx) {
       simd_loop<S>(r * chunk, e, [&](int64_t i) {
         const T v = T(x[i]);
-        const T u = T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v);
-        const T th = vm::tanh(u);
-        const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kCubic) * v * v);
-        dx[i] = S(T(g[i]) * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du));
+        dx[i] = S(T(g[i]) * math::gelu_tanh_grad(v, vm::tanh(math::gelu_tanh_arg(v))));
       });
     } else {
       for (int64_t i = r * chunk; i < e; ++i) {
-        const T v = T(x[i]);
-        dx[i] = S(T(g[i]) * (T(0.5) * (T(1) + std::erf(v * T(kInvSqrt2))) + v * T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v)));
+        dx[i] = S(T(g[i]) * math::gelu_erf_grad(T(x[i])));
       }
     }
   });

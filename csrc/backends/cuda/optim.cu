@@ -103,7 +103,7 @@ __global__ void sum_squares_kernel(NormList<T> list, double* partials) {
   const T* x = list.x[r.t];
   double s = 0;
   for (int64_t i = r.begin + threadIdx.x; i < r.end; i += blockDim.x) s += double(x[i]) * double(x[i]);
-  s = block_reduce<kBlock>(s, SumOp{});
+  s = block_reduce_tree<kBlock>(s, SumOp{});
   if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
 
@@ -115,7 +115,7 @@ __global__ void tensor_norms_kernel(NormList<T> list, const double* partials, do
   double s = 0;
   for (int64_t b = list.chunks.block_start[t] + threadIdx.x; b < list.chunks.block_start[t + 1]; b += blockDim.x)
     s += partials[b];
-  s = block_reduce<kBlock>(s, SumOp{});
+  s = block_reduce_tree<kBlock>(s, SumOp{});
   if (threadIdx.x == 0) {
     const double n = double(float(sqrt(s)));
     norm_sq[list.index[t]] = n * n;
@@ -126,7 +126,7 @@ __global__ void tensor_norms_kernel(NormList<T> list, const double* partials, do
 __global__ void total_norm_kernel(const double* norm_sq, int64_t count, float* norm) {
   double s = 0;
   for (int64_t i = threadIdx.x; i < count; i += blockDim.x) s += norm_sq[i];
-  s = block_reduce<kBlock>(s, SumOp{});
+  s = block_reduce_tree<kBlock>(s, SumOp{});
   if (threadIdx.x == 0) *norm = float(sqrt(s));
 }
 

@@ -84,8 +84,8 @@ __global__ void multinomial_check_kernel(const double* probs, int64_t V, int64_t
     if (!(v >= 0) || !isfinite(v)) first_bad = first_bad < j ? first_bad : j;
     nonzero += v > 0;
   }
-  first_bad = block_reduce<kRowThreads>(first_bad, MinOp{});
-  nonzero = block_reduce<kRowThreads>(nonzero, SumOp{});
+  first_bad = block_reduce_tree<kRowThreads>(first_bad, MinOp{});
+  nonzero = block_reduce_tree<kRowThreads>(nonzero, SumOp{});
   if (threadIdx.x == 0) {
     info[2 * r] = first_bad < V ? first_bad : -1;
     info[2 * r + 1] = nonzero;

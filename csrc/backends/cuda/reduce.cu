@@ -31,7 +31,7 @@ __global__ void row_sum_kernel(const T* x, int64_t ncols, int64_t parts, T* out,
   const T* row = x + r * ncols;
   Acc s = 0;
   for (int64_t c = b + threadIdx.x; c < e; c += blockDim.x) s += Acc(row[c]);
-  s = block_reduce<kBlock>(s, SumOp{});
+  s = block_reduce_tree<kBlock>(s, SumOp{});
   if (threadIdx.x != 0) return;
   if (parts == 1) out[r] = T(s);
   else partials[r * parts + part] = s;
@@ -42,7 +42,7 @@ __global__ void row_finish_kernel(const Acc* partials, int64_t parts, T* out) {
   const int64_t r = blockIdx.x;
   Acc s = 0;
   for (int64_t p = threadIdx.x; p < parts; p += blockDim.x) s += partials[r * parts + p];
-  s = block_reduce<kBlock>(s, SumOp{});
+  s = block_reduce_tree<kBlock>(s, SumOp{});
   if (threadIdx.x == 0) out[r] = T(s);
 }
 
