@@ -26,6 +26,8 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                    help="bfloat16: both builds' steps under cgad.autocast")
     args = ap.parse_args()
     print(f"{'config':<6} {'build':<4} {'ms/step per round':<32} {'median':>8} {'spread':>7}")
     for name in args.configs.split(","):

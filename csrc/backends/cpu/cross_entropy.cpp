@@ -83,7 +83,10 @@ void backward(const Tensor& dx, const Tensor& logits, const Tensor& lse_in, cons
       const S l = lse[r], s = S(scale);
 #pragma omp simd
       for (int64_t j = 0; j < V; ++j) dr[j] = T(vm::exp(S(xr[j]) - l) * s);
-      dr[t] = T(S(dr[t]) - s);
+      if constexpr (std::is_same_v<T, bf16>)  // recomputed, so the target's grad is rounded once
+        dr[t] = T(vm::exp(S(xr[t]) - l) * s - s);
+      else
+        dr[t] -= s;
     });
   });
 }

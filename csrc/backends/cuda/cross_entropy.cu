@@ -84,8 +84,8 @@ __global__ void __launch_bounds__(kMaxRowThreads)
   if (threadIdx.x == 0) loss[0] = T(count > 0 ? s / count : NAN);
 }
 
-// dx = exp(x - lse) * g / count, minus g / count at the target (after the first value's
-// rounding to S, as the CPU's two stores); 0 on ignored rows. Each element is read before it is
+// dx = exp(x - lse) * g / count, minus g / count at the target (in T, one rounding to S at the
+// store, as the CPU); 0 on ignored rows. Each element is read before it is
 // written, so dx may be the logits' buffer.
 template <typename S, typename T = ComputeT<S>>
 __global__ void __launch_bounds__(kMaxRowThreads)
@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     const T l = lse[r];
     for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
       T v = T(std::exp(load(xr + j) - l)) * s;
-      if (j == t) v = round_to<S>(v) - s;
+      if (j == t) v -= s;
       store(dr + j, v);
     }
   }

@@ -31,13 +31,6 @@ __device__ __forceinline__ void store(S* p, ComputeT<S> v) {
   else *p = v;
 }
 
-// v as storing it in S and loading it back gives it (bfloat16 rounds; the others keep v).
-template <typename S>
-__device__ __forceinline__ ComputeT<S> round_to(ComputeT<S> v) {
-  if constexpr (std::is_same_v<S, __nv_bfloat16>) return __bfloat162float(__float2bfloat16_rn(v));
-  else return v;
-}
-
 // Blocks for a grid-stride loop over n elements: enough to fill the GPU, few enough that each
 // thread does several elements (and within the grid's x limit).
 inline unsigned grid_stride_blocks(int64_t n, int threads) {
