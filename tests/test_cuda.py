@@ -20,6 +20,10 @@ from conftest import ROOT, nmax_err, weighted_sum
 gpu = pytest.mark.skipif(not cgad.cuda.is_available(), reason="needs a CUDA build of cgad and a GPU")
 # bench/gpu_check.sh sets this: there the extension must have been built with CUDA.
 EXPECT_CUDA = os.environ.get("CGAD_EXPECT_CUDA") == "1"
+# .ci/sanitize preloads ASan into Python, and children (gpt2.py, cmake) would inherit it: like
+# the other command-line tests (conftest's NOT_SANITIZED), those here do not run there.
+subprocesses = pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                                  reason="child processes are not run under the preloaded sanitizer")
 
 
 # --- without a GPU -----------------------------------------------------------------------------
@@ -66,6 +70,7 @@ def test_tf32_switch_is_off_by_default_and_settable():
         cgad.cuda._index("cpu")
 
 
+@subprocesses
 def test_tf32_flag_is_off_by_default_saved_and_kept_on_resume(tmp_path, text_file):
     base = ["--data", text_file, "--tokenizer", "char", "--threads", "1", "--num-samples", "0",
             "--val-every", "0", *SMALL]
@@ -92,6 +97,7 @@ def _configure(tmp_path, *defines):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
+@subprocesses
 def test_cmake_auto_builds_without_cuda_until_the_gpu_check_passes(tmp_path):
     r = _configure(tmp_path, "-DCGAD_CUDA=AUTO")
     assert r.returncode == 0, r.stderr
@@ -101,6 +107,7 @@ def test_cmake_auto_builds_without_cuda_until_the_gpu_check_passes(tmp_path):
     assert "CGAD_CUDA:STRING=AUTO" in cache and "CMAKE_CUDA_COMPILER:" not in cache
 
 
+@subprocesses
 def test_cmake_rejects_an_unknown_cuda_mode(tmp_path):
     r = _configure(tmp_path, "-DCGAD_CUDA=maybe")
     assert r.returncode != 0
