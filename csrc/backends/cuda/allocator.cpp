@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 #include "backends/cuda/allocator_pool.h"
 #include "backends/cuda/runtime.h"
 #include "core/error.h"
@@ -14,8 +15,6 @@
 namespace cgad::cuda {
 
 namespace {
-
-constexpr int kMaxDevices = 64;
 
 // device >= 0: device memory of that device; device < 0: pinned host memory.
 struct CudaBackend {
@@ -122,22 +121,28 @@ class CudaAllocator final : public Allocator {
  private:
   Pool& pool(int device) {
     CGAD_CHECK(device >= 0 && device < kMaxDevices, RuntimeError, "CUDA device ", device, " is out of range");
-    std::call_once(once_[size_t(device)], [&] {
-      pools_[size_t(device)] = std::make_unique<Pool>(CudaBackend{device}, "cuda:" + std::to_string(device));
-    });
-    return *pools_[size_t(device)];
+    std::lock_guard<std::mutex> lk(pools_mu_);
+    auto& p = pools_[size_t(device)];
+    if (!p) p = std::make_unique<Pool>(CudaBackend{device}, "cuda:" + std::to_string(device));
+    return *p;
   }
 
+  // Each pool has its own lock; the list is read under pools_mu_ and walked outside it.
   template <typename F>
   void for_each_pool(F f) {
-    for (int d = 0; d < device_count() && d < kMaxDevices; ++d)
-      if (pools_[size_t(d)]) f(*pools_[size_t(d)]);
+    std::vector<Pool*> pools;
+    {
+      std::lock_guard<std::mutex> lk(pools_mu_);
+      for (auto& p : pools_)
+        if (p) pools.push_back(p.get());
+    }
+    for (Pool* p : pools) f(*p);
   }
 
-  std::array<std::once_flag, kMaxDevices> once_;
-  std::array<std::unique_ptr<Pool>, kMaxDevices> pools_;
+  std::mutex pools_mu_;
+  std::array<std::unique_ptr<Pool>, kMaxDevices> pools_;  // created on a device's first allocation
   std::mutex mu_;
-  std::unordered_map<void*, int> owner_;
+  std::unordered_map<void*, int> owner_;  // block -> its device
 };
 
 // Both leaked on purpose, as the CPU's: tensors owned by Python objects may be freed after static

@@ -11,9 +11,6 @@ namespace cgad::cuda {
 
 namespace {
 
-// Enough for any machine; device indices are checked against device_count() before use.
-constexpr int kMaxDevices = 64;
-
 std::atomic<bool> g_tf32{false};
 
 void check_index(int device) {
