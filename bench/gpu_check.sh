@@ -117,7 +117,14 @@ configure() {
   if command -v ccache >/dev/null; then
     launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
   fi
-  [ -n "${CGAD_CUBLAS_ROOT:-}" ] && cublas=(-DCGAD_CUBLAS_ROOT="$CGAD_CUBLAS_ROOT")
+  if [ -n "${CGAD_CUBLAS_ROOT:-}" ]; then
+    cublas=(-DCGAD_CUBLAS_ROOT="$CGAD_CUBLAS_ROOT")
+  elif [ -d build/gpu-wheels/cublas-include ] && ! "$python" -c "
+import os, sys, nvidia
+sys.exit(not any(os.path.isfile(os.path.join(b, 'cu13', 'include', 'cublasLt.h')) for b in nvidia.__path__))" 2>/dev/null; then
+    echo "the Python's cuBLAS wheel has no headers: using the carried build/gpu-wheels/cublas-include"
+    cublas=(-DCGAD_CUBLAS_INCLUDE_DIR="$root/build/gpu-wheels/cublas-include")
+  fi
   cmake -S . -B "$build" -G Ninja -DCGAD_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${CGAD_GPU_ARCH:-90}" \
     -DPython_EXECUTABLE="$(command -v "$python")" -Dpybind11_DIR="$("$python" -m pybind11 --cmakedir)" \
     "${launcher[@]}" "${cublas[@]}"

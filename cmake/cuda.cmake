@@ -9,7 +9,8 @@
 # cuBLAS is not part of the CUDA 13 toolkit on every machine: it also comes as the nvidia-cublas
 # wheel (include/ + lib/, versioned sonames only). Hints, in order: -DCGAD_CUBLAS_ROOT=<dir> (or
 # the environment variable of that name), the build Python's nvidia-cublas wheel (torch installs
-# one), the toolkit's own folders.
+# one), the toolkit's own folders. -DCGAD_CUBLAS_INCLUDE_DIR=<dir> gives the headers alone, for a
+# wheel installed without them.
 set(CGAD_CUDA AUTO CACHE STRING "Build the CUDA backend: OFF, ON, or AUTO (on when nvcc and cuBLAS are found, once the backend has passed its GPU check)")
 set_property(CACHE CGAD_CUDA PROPERTY STRINGS OFF ON AUTO)
 set(CGAD_CUBLAS_ROOT "$ENV{CGAD_CUBLAS_ROOT}" CACHE PATH "A folder with cuBLAS's include/ and lib/ (e.g. an unpacked nvidia-cublas wheel's nvidia/cu13)")
@@ -44,7 +45,7 @@ except ImportError:
     raise SystemExit(1)
 for base in nvidia.__path__:
     for sub in ("cu13", "cublas"):
-        if os.path.isfile(os.path.join(base, sub, "include", "cublasLt.h")):
+        if os.path.isfile(os.path.join(base, sub, "lib", "libcublasLt.so.13")):
             print(os.path.join(base, sub))
             raise SystemExit(0)
 raise SystemExit(1)
