@@ -3,9 +3,14 @@ when torch is installed, in torch with the same weights, side by side in one run
 
 Each implementation runs in its own subprocess so that peak RSS is its own (importing torch alone
 adds hundreds of MiB). Usage: python bench/train_step.py [--configs tiny,char] [--compile]
-[--dtype bfloat16]. With --dtype bfloat16 the forward and loss run under cgad.autocast("cpu") and
-torch.autocast("cpu") (bf16 matmuls, float32 master weights), and cgad's float32 step ("cgad32")
-runs beside them as the baseline of the bf16 speed-up.
+[--dtype bfloat16] [--device cuda]. With --dtype bfloat16 the forward and loss run under
+cgad.autocast and torch.autocast (bf16 matmuls, float32 master weights), and cgad's float32 step
+("cgad32") runs beside them as the baseline of the bf16 speed-up.
+
+--device cuda (issue 24): both engines on the same GPU, by default GPT-2 124M at B=16, T=1024
+under bf16 autocast, torch eager and torch.compile beside cgad; tok/s, MFU against the GPU's dense
+bf16 peak (--peak-tflops) and peak device memory instead of RSS. Each step ends with loss.item(),
+so its time includes the GPU's work.
 """
 import argparse
 import json
@@ -27,6 +32,7 @@ CONFIGS = {  # name: (n_layer, n_head, n_embd, vocab, B, T)
     "char": (6, 6, 384, 65, 12, 256),
     "d6": (6, 6, 384, 50257, 8, 256),
     "gpt2": (12, 12, 768, 50257, 4, 64),
+    "gpt2-1024": (12, 12, 768, 50257, 16, 1024),  # GPT-2 124M as trained on a GPU
 }
 
 
@@ -34,6 +40,10 @@ CONFIGS = {  # name: (n_layer, n_head, n_embd, vocab, B, T)
 # 21's for bf16: cgad autocast over torch autocast and over cgad's own float32 step.
 TARGETS = {"torch": {"tiny": 2.0, "char": 1.3, "d6": 1.3, "gpt2": 1.3}, "compile": {"char": 1.0}}
 TARGETS_BF16 = {"torch": {"char": 1.3, "d6": 1.3, "gpt2": 1.3}, "cgad32": {"char": 1.6, "d6": 1.6}}
+# Issue 24's on one H200: at least torch.compile's tok/s, and 450k tok/s (llm.c's H100 figure)
+TARGETS_CUDA = {"compile": {"gpt2-1024": 1.0}}
+TARGET_CUDA_TOK_S = {"gpt2-1024": 450_000}
+H100_H200_BF16_TFLOPS = 989.0  # dense bf16 tensor-core peak of an H100/H200 SXM
 
 
 def flops_per_step(cfg):
@@ -50,19 +60,20 @@ def _batch(cfg, seed=0):
     return np.ascontiguousarray(data[:, :-1]), np.ascontiguousarray(data[:, 1:])
 
 
-def worker_cgad(cfg, weights, steps, warmup, threads, bf16=False):
+def worker_cgad(cfg, weights, steps, warmup, threads, bf16=False, device="cpu"):
     import cgad
     from cgad.models.gpt import GPT, GPTConfig
     cgad.set_num_threads(threads)
     L, H, C, V, B, T = cfg
     model = GPT(GPTConfig(block_size=T, vocab_size=V, n_layer=L, n_head=H, n_embd=C))
     model.load_state_dict(dict(np.load(weights)))
+    model.to(device)
     opt = model.configure_optimizers(weight_decay=0.1, learning_rate=1e-4)
-    x, y = (cgad.tensor(a) for a in _batch(cfg))
+    x, y = (cgad.tensor(a, device=device) for a in _batch(cfg))
     times, losses = [], []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        with cgad.autocast("cpu", dtype=cgad.bfloat16, enabled=bf16):
+        with cgad.autocast(device.split(":")[0], dtype=cgad.bfloat16, enabled=bf16):
             _, loss = model(x, y)
         opt.zero_grad()
         loss.backward()
@@ -74,7 +85,7 @@ def worker_cgad(cfg, weights, steps, warmup, threads, bf16=False):
     return times, losses
 
 
-def worker_torch(cfg, weights, steps, warmup, threads, compile_, bf16=False):
+def worker_torch(cfg, weights, steps, warmup, threads, compile_, bf16=False, device="cpu"):
     import torch
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from torch_gpt import GPT
@@ -83,16 +94,17 @@ def worker_torch(cfg, weights, steps, warmup, threads, compile_, bf16=False):
     model = GPT(L, H, C, V, T)
     sd = {k: torch.from_numpy(v) for k, v in np.load(weights).items()}
     model.load_state_dict(sd, strict=False)
+    model.to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
     step_model = torch.compile(model) if compile_ else model
-    x, y = (torch.from_numpy(a) for a in _batch(cfg))
+    x, y = (torch.from_numpy(a).to(device) for a in _batch(cfg))
     times, losses = [], []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
             _, loss = step_model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -143,16 +155,26 @@ def peak_rss_mib():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def peak_device_mib(impl, device):
+    """Peak device memory of the worker's engine on a GPU: cgad's allocator or torch's."""
+    if impl in ("cgad", "cgad32"):
+        import cgad
+        return cgad.memory_stats(device)["peak_bytes"] / 2 ** 20
+    import torch
+    return torch.cuda.max_memory_allocated(device) / 2 ** 20
+
+
 def run_worker(args):
     cfg = CONFIGS[args.config]
     bf16 = args.dtype == "bfloat16"
     if args.worker in ("cgad", "cgad32"):
-        times, losses = worker_cgad(cfg, args.weights, args.steps, args.warmup, args.threads, bf16 and args.worker == "cgad")
+        times, losses = worker_cgad(cfg, args.weights, args.steps, args.warmup, args.threads, bf16 and args.worker == "cgad",
+                                    args.device)
     else:
         times, losses = worker_torch(cfg, args.weights, args.steps, args.warmup, args.threads, args.worker == "compile",
-                                     bf16)
-    rss_mib = peak_rss_mib()
-    print(json.dumps({"times": times, "losses": losses, "rss_mib": rss_mib}))
+                                     bf16, args.device)
+    mem = peak_rss_mib() if args.device == "cpu" else peak_device_mib(args.worker, args.device)
+    print(json.dumps({"times": times, "losses": losses, "rss_mib": mem}))
 
 
 def save_weights(cfg, path):
@@ -168,7 +190,7 @@ def spawn(impl, config, weights, args, python=sys.executable):
     """One worker run in a subprocess of `python` (another install of cgad, for bench/compare_builds.py)."""
     cmd = [python, os.path.abspath(__file__), "--worker", impl, "--config", config, "--weights", weights,
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
-           "--dtype", getattr(args, "dtype", "float32")]
+           "--dtype", getattr(args, "dtype", "float32"), "--device", getattr(args, "device", "cpu")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{impl} worker for {config} failed:\n{proc.stderr[-3000:]}")
@@ -177,37 +199,50 @@ def spawn(impl, config, weights, args, python=sys.executable):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
+    ap.add_argument("--configs", help="comma-separated subset of " + ", ".join(CONFIGS) +
+                    " (default: all but gpt2-1024 on the CPU, gpt2-1024 on CUDA)")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per implementation")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every implementation")
     ap.add_argument("--rounds", type=int, default=2, help="alternating cgad/torch rounds (best median kept)")
-    ap.add_argument("--compile", action="store_true", help="also time torch.compile")
-    ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
-                    help="bfloat16: the forward under autocast in both engines, cgad float32 beside them")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (always on CUDA)")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"),
+                    help="bfloat16: the forward under autocast in both engines, cgad float32 beside them "
+                         "(default float32 on the CPU, bfloat16 on CUDA)")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where both engines run")
+    ap.add_argument("--peak-tflops", type=float, default=H100_H200_BF16_TFLOPS,
+                    help="on CUDA: the GPU's dense bf16 peak that MFU is measured against (default: H100/H200)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     ap.add_argument("--weights", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    cuda = args.device == "cuda"
+    args.dtype = args.dtype or ("bfloat16" if cuda else "float32")
     if args.worker:
         return run_worker(args)
+    args.configs = args.configs or ("gpt2-1024" if cuda else ",".join(c for c in CONFIGS if c != "gpt2-1024"))
 
     try:
         import torch  # noqa: F401
-        impls = ["cgad", "torch"] + (["compile"] if args.compile else [])
+        impls = ["cgad", "torch"] + (["compile"] if args.compile or cuda else [])
     except ImportError:
         impls = ["cgad"]
         print("torch is not installed: timing cgad alone")
     bf16 = args.dtype == "bfloat16"
-    if bf16:
+    if bf16 and not cuda:
         impls.append("cgad32")
-    peak = sgemm_peak(args.threads)
-    print(f"sgemm peak (cgad/OpenBLAS, 2048^3, {args.threads} threads): {peak:.1f} GFLOP/s")
-    fma = fma_peak(args.threads)
+    if cuda:
+        peak, fma = args.peak_tflops * 1e3, None
+        print(f"device cuda, dtype {args.dtype}: %peak is MFU against {args.peak_tflops:.0f} TFLOP/s dense bf16; "
+              f"memory is each engine's peak device memory")
+    else:
+        peak = sgemm_peak(args.threads)
+        print(f"sgemm peak (cgad/OpenBLAS, 2048^3, {args.threads} threads): {peak:.1f} GFLOP/s")
+        fma = fma_peak(args.threads)
     if fma is not None:
         print(f"FMA peak (bench/fma_peak.c, registers only, {args.threads} threads): {fma:.1f} GFLOP/s; "
               f"the sgemm reaches {100 * peak / fma:.0f}% of it")
-    if bf16:
+    if bf16 and not cuda:
         from gemm_bf16 import bf16_peak
         bpeak = bf16_peak(args.threads)
         if bpeak:  # the step's FLOP/s are then reported against the bf16 ceiling
@@ -216,7 +251,8 @@ def main():
         print(f"dtype bfloat16: cgad and torch under autocast, cgad32 = cgad float32; load average "
               f"{os.getloadavg()[0]:.1f}")
     print()
-    header = f"{'config':<6} {'impl':<8} {'ms/step':>9} {'tok/s':>10} {'GFLOP/s':>8} {'%peak':>6} {'RSS MiB':>8} {'loss0':>8}"
+    mem_label = "dev MiB" if cuda else "RSS MiB"
+    header = f"{'config':<6} {'impl':<8} {'ms/step':>9} {'tok/s':>10} {'GFLOP/s':>8} {'%peak':>6} {mem_label:>8} {'loss0':>8}"
     print(header)
     print("-" * len(header))
     for name in args.configs.split(","):
@@ -241,8 +277,8 @@ def main():
         for ref in impls[1:]:
             speed = summary[ref][0] / summary["cgad"][0]
             mem = summary["cgad"][1] / summary[ref][1]
-            print(f"{name:<6} cgad/{ref}: {speed:.2f}x tok/s, {mem:.2f}x peak RSS")
-            target = (TARGETS_BF16 if bf16 else TARGETS).get(ref, {}).get(name)
+            print(f"{name:<6} cgad/{ref}: {speed:.2f}x tok/s, {mem:.2f}x peak {'device memory' if cuda else 'RSS'}")
+            target = (TARGETS_CUDA if cuda else TARGETS_BF16 if bf16 else TARGETS).get(ref, {}).get(name)
             if target is not None:
                 # What the target asks of the machine: the step time it implies, as a share of the
                 # measured ceilings (over 100% of the FMA peak cannot be reached by any engine).
@@ -251,6 +287,10 @@ def main():
                 fma_share = f", {100 * need / fma:.0f}% of the FMA peak" if fma else ""
                 print(f"{name:<6} target {target:.1f}x {ref}: {need_ms:.1f} ms/step = {need:.1f} GFLOP/s, "
                       f"{100 * need / peak:.0f}% of the {'bf16' if bf16 else 'sgemm'} peak{fma_share}")
+        if cuda and name in TARGET_CUDA_TOK_S:
+            tok_s = B * T / (summary["cgad"][0] / 1e3)
+            print(f"{name:<6} target {TARGET_CUDA_TOK_S[name]:,} tok/s: cgad {tok_s:,.0f} tok/s "
+                  f"({'met' if tok_s >= TARGET_CUDA_TOK_S[name] else 'not met'})")
         print()
 
 

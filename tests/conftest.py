@@ -21,8 +21,9 @@ def nmax_err(a, b):
 
 
 # Device-parametrized tests run on the CPU and on "test", the CPU-backed second device whose
-# memory only kernels may read: passing there means an op keeps its device, as it must on a GPU.
-DEVICES = ("cpu", "test")
+# memory only kernels may read: passing there means an op keeps its device, as it must on a GPU;
+# and on "cuda" where cgad was built with CUDA and a GPU is present (bench/gpu_check.sh).
+DEVICES = ("cpu", "test") + (("cuda",) if cgad.cuda.is_available() else ())
 
 
 def numeric_grads(f, arrays, eps=1e-6, device="cpu"):

@@ -99,6 +99,9 @@ def build_parser():
       help="float32 (exact), or bfloat16: the forward and loss under cgad.autocast (bf16 "
            "matmuls and attention; weights, grads and optimizer state stay float32). Default "
            "float32; on --resume, the run's")
+    a("--tf32", action="store_true", default=None,
+      help="on CUDA: float32 matmuls on TF32 tensor cores (faster, about 1e-3 relative error; "
+           "cgad.backends.cuda.matmul.allow_tf32). Default off; on --resume, the run's")
     a("--on-nan", choices=("stop", "skip"),
       help="a NaN or infinite loss or gradient norm: stop the run naming the step, keeping the "
            "last good checkpoint, or skip that update with a warning and go on, stopping after "
@@ -171,6 +174,7 @@ class Run:
         resolve_defaults(args, model_config, self.world)  # --total-batch-size is global
         check_flags(args, model_config, self.world)
         self.device = resolve_device(args.device)
+        cgad.backends.cuda.matmul.allow_tf32 = args.tf32
         if args.threads:
             cgad.set_num_threads(args.threads)
         elif self.saved is not None:  # reductions differ across thread counts
@@ -270,7 +274,8 @@ class Run:
         log(f"model: {args.model or 'from ' + args.init_from} "
             f"({self.model.num_parameters() / 1e6:.2f}M parameters, {self.model_config.n_layer}"
             f" layers, {self.model_config.n_head} heads, {self.model_config.n_embd} wide), "
-            f"device {self.device}, {cgad.get_num_threads()} thread(s), {args.dtype}")
+            f"device {self.device}, {cgad.get_num_threads()} thread(s), {args.dtype}"
+            f"{', tf32 matmuls' if args.tf32 else ''}")
         ranks = f" x {self.world} ranks" if self.world > 1 else ""
         log(f"batch: {args.total_batch_size} tokens per step = B {args.B} x T {args.T}{ranks} x "
             f"{grad_accum} accumulation step(s); {args.max_steps} steps")
@@ -360,6 +365,7 @@ def check_only(args, log):
     resolve_defaults(args, model_config)
     check_flags(args, model_config)
     device = resolve_device(args.device)
+    cgad.backends.cuda.matmul.allow_tf32 = args.tf32
     if args.threads:
         cgad.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="cgad-check-") as tmp:

@@ -1,6 +1,9 @@
 // dtypes, devices, threads, the RNG, grad mode and memory statistics.
 #include "autograd/autocast.h"
 #include "autograd/grad_mode.h"
+#ifdef CGAD_HAVE_CUDA
+#include "backends/cuda/runtime.h"
+#endif
 #include "bindings/common.h"
 #include "core/allocator.h"
 #include "core/rng.h"
@@ -108,9 +111,28 @@ void bind_runtime(py::module_& m) {
   m.def("reset_peak_memory_stats", [](py::handle device) { allocator_for(device_from(device)).reset_peak(); },
         py::arg("device") = "cpu");
   m.def("empty_cache", [](py::handle device) { allocator_for(device_from(device)).empty_cache(); }, py::arg("device") = "cpu");
+#ifdef CGAD_HAVE_CUDA
+  m.def("cuda_is_available", [] { return cuda::device_count() > 0; });
+  m.def("cuda_device_count", &cuda::device_count);
+  m.def("cuda_synchronize", [](int device) {
+    py::gil_scoped_release nogil;
+    cuda::synchronize(device);
+  }, py::arg("device") = 0);
+  m.def("cuda_tf32_enabled", &cuda::tf32_enabled);
+  m.def("set_cuda_tf32_enabled", &cuda::set_tf32_enabled);
+  m.attr("has_cuda") = true;
+#else
   m.def("cuda_is_available", [] { return false; });
   m.def("cuda_device_count", [] { return 0; });
+  m.def("cuda_synchronize", [](int) {
+    throw RuntimeError("cuda_synchronize: cgad was built without CUDA");
+  }, py::arg("device") = 0);
+  // The setting is kept (as torch keeps it on CPU-only builds); nothing reads it.
+  static bool tf32 = false;
+  m.def("cuda_tf32_enabled", [] { return tf32; });
+  m.def("set_cuda_tf32_enabled", [](bool on) { tf32 = on; });
   m.attr("has_cuda") = false;
+#endif
 }
 
 }  // namespace cgad::bind

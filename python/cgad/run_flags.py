@@ -30,7 +30,7 @@ def resolve_defaults(args, model_config, ranks=1):
                          ("max_steps", 2500), ("weight_decay", 0.1), ("grad_clip", 1.0),
                          ("val_every", 50), ("val_steps", 20), ("sample_every", 0),
                          ("log_every", 1), ("out", "out"), ("seed", 1337), ("device", "auto"),
-                         ("on_nan", "stop"), ("dtype", "float32"), *SAMPLE_DEFAULTS.items()):
+                         ("on_nan", "stop"), ("dtype", "float32"), ("tf32", False), *SAMPLE_DEFAULTS.items()):
         if d[key] is None:
             d[key] = default
     if d["lr"] is None:

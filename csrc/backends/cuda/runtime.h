@@ -12,7 +12,11 @@ namespace cgad::cuda {
 // cudaSuccess (the sticky error is cleared where CUDA allows it).
 void check(cudaError_t e, const char* expr, const char* file, int line);
 
-// The number of visible devices; 0 (not an error) when there is no driver or no GPU.
+// Devices beyond this many are not used (per-device tables are fixed arrays of this size).
+constexpr int kMaxDevices = 64;
+
+// The number of visible devices (at most kMaxDevices); 0 (not an error) when there is no driver
+// or no GPU.
 int device_count();
 // The single stream of `device` on which every kernel, copy and stream-ordered free runs
 // (created on first use, never destroyed: tensors may outlive static destructors).
