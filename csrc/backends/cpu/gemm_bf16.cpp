@@ -15,19 +15,24 @@ namespace {
 // Multiply-adds below which the GEMM stays on one thread.
 constexpr int64_t kGemmGrain = int64_t(1) << 18;
 
-bool use_avx512_bf16() {
-  static const bool fast = [] {
-    const char* env = std::getenv("CGAD_BF16_GEMM");
-    if (env && std::strcmp(env, "fallback") == 0) return false;
+enum class Impl { Amx, Avx512, Fallback };
+
+Impl choose_impl() {
+  const char* env = std::getenv("CGAD_BF16_GEMM");
+  if (env && std::strcmp(env, "fallback") == 0) return Impl::Fallback;
 #if defined(__x86_64__) || defined(__i386__)
-    // libgcc's check includes the OS saving the 512-bit register state (XGETBV).
-    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
-#else
-    return false;
+  // libgcc's check includes the OS saving the 512-bit register state (XGETBV).
+  const bool avx512 = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl");
+  if (!(env && std::strcmp(env, "avx512") == 0) && avx512 && detail::amx_bf16_usable()) return Impl::Amx;
+  if (avx512) return Impl::Avx512;
 #endif
-  }();
-  return fast;
+  return Impl::Fallback;
+}
+
+Impl impl() {
+  static const Impl chosen = choose_impl();
+  return chosen;
 }
 
 // float32 copy of the stored (rows, cols) matrix X with leading dim ld, packed to ld = cols.
@@ -69,15 +74,24 @@ template void gemm_bf16_fallback<bf16>(bool, bool, int64_t, int64_t, int64_t, fl
 
 }  // namespace detail
 
-const char* gemm_bf16_impl() { return use_avx512_bf16() ? "avx512_bf16" : "fallback"; }
+const char* gemm_bf16_impl() {
+  switch (impl()) {
+    case Impl::Amx: return "amx_bf16";
+    case Impl::Avx512: return "avx512_bf16";
+    case Impl::Fallback: break;
+  }
+  return "fallback";
+}
 
 template <typename TC>
 void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
                const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc, const bf16* bias) {
   if (M == 0 || N == 0) return;
-  if (K > 0 && use_avx512_bf16()) {
+  const Impl which = impl();
+  if (K > 0 && which != Impl::Fallback) {
     const int nt = M * N * K >= kGemmGrain ? get_num_threads() : 1;
-    detail::gemm_bf16_avx512<TC>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, nt);
+    if (which == Impl::Amx) detail::gemm_bf16_amx<TC>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, nt);
+    else detail::gemm_bf16_avx512<TC>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, nt);
     return;
   }
   detail::gemm_bf16_fallback<TC>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
@@ -87,8 +101,10 @@ template <typename TC>
 void gemm_bf16_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
                       const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  if (K > 0 && use_avx512_bf16()) {
-    detail::gemm_bf16_avx512<TC>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr, 1);
+  const Impl which = impl();
+  if (K > 0 && which != Impl::Fallback) {
+    if (which == Impl::Amx) detail::gemm_bf16_amx<TC>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr, 1);
+    else detail::gemm_bf16_avx512<TC>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr, 1);
     return;
   }
   // float32 arithmetic on this thread: exact products, float32 sums (as the fallback above)

@@ -3,10 +3,11 @@
 //   C (M, N) = alpha * op(A) @ op(B) + beta * C + bias  (bias (N) added to every row, or none)
 //
 // row-major as gemm.h, op(X) = trans ? X^T : X. A bf16 C is rounded once, to nearest even, after
-// the epilogue. Two implementations give the same results up to float32 summation order:
-// AVX512_BF16 (`vdpbf16ps`, gemm_bf16_avx512.cpp), chosen at run time from the CPU's features,
-// and a float32-arithmetic path (the operands widened to float32, OpenBLAS's sgemm) for CPUs
-// without it. CGAD_BF16_GEMM=fallback in the environment forces the second (docs/performance.md).
+// the epilogue. Three implementations give the same results up to float32 summation order,
+// chosen at run time from the CPU's features: AMX tiles (gemm_bf16_amx.cpp) where the CPU has
+// AMX-BF16, AVX512_BF16 (`vdpbf16ps`, gemm_bf16_avx512.cpp) where it has that, and a
+// float32-arithmetic path (the operands widened to float32, OpenBLAS's sgemm) for the others.
+// CGAD_BF16_GEMM=fallback or =avx512 in the environment forces one (docs/performance.md).
 #pragma once
 #include <cstdint>
 #include "core/dtype.h"
@@ -23,10 +24,17 @@ template <typename TC>
 void gemm_bf16_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
                       int64_t lda, const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc);
 
-// Which implementation gemm_bf16 runs: "avx512_bf16" or "fallback".
+// Which implementation gemm_bf16 runs: "amx_bf16", "avx512_bf16" or "fallback".
 const char* gemm_bf16_impl();
 
 namespace detail {
+// The AMX kernel (gemm_bf16_amx.cpp): whether this CPU has AMX-BF16 and the OS granted the tile
+// state to the process, and the kernel (only called where it is usable), with K > 0.
+bool amx_bf16_usable();
+template <typename TC>
+void gemm_bf16_amx(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+                   int64_t lda, const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc, const bf16* bias,
+                   int nthreads);
 // The AVX512_BF16 kernel (only called where the CPU has it), with K > 0.
 template <typename TC>
 void gemm_bf16_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
