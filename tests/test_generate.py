@@ -134,3 +134,35 @@ def test_decode_ops_check_their_arguments():
     with pytest.raises(ValueError, match="work"):
         cgad._C.decode_logits_(cache.logits, cache.x, model.transformer.ln_f.weight, model.transformer.ln_f.bias,
                                wte, 1e-5, cgad.empty(3))
+
+
+def test_decode_supported_reads_the_kernel_table():
+    # the CPU backend registers the decode kernels for the CPU and the test device
+    assert cgad._C.decode_supported("cpu") and cgad._C.decode_supported(cgad.device("test"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("T, n", [(1, 6), (5, 20)])  # the second crops
+def test_cached_path_without_fused_kernels_matches_fused(monkeypatch, device, B, T, n):
+    # a device whose kernel table lacks the decode kernels (as CUDA's may) decodes through the
+    # ordinary ops with the same cache: forced here on a device that has them
+    model = make_model(device)
+    idx = prompt(B, T, device)
+    ids_f, logits_f = run_recording(monkeypatch, model, idx, n, True, top_k=1)
+    monkeypatch.setattr(cgad._C, "decode_supported", lambda d: False)
+    ids_o, logits_o = run_recording(monkeypatch, model, idx, n, True, top_k=1)
+    ids_u, logits_u = run_recording(monkeypatch, model, idx, n, False, top_k=1)
+    for step, (f, o, u) in enumerate(zip(logits_f, logits_o, logits_u)):
+        assert nmax_err(o, f) < 1e-5, f"step {step}"
+        assert nmax_err(o, u) < 1e-5, f"step {step}"
+    np.testing.assert_array_equal(ids_o, ids_f)
+    np.testing.assert_array_equal(ids_o, ids_u)
+
+
+def test_cached_path_without_fused_kernels_leaves_no_graph(monkeypatch):
+    monkeypatch.setattr(cgad._C, "decode_supported", lambda d: False)
+    model = make_model()
+    out = model.generate(prompt(2, 3), 8)
+    assert out.shape == (2, 11) and not out.requires_grad and cgad.is_grad_enabled()
+    assert all(p.grad is None for p in model.parameters())

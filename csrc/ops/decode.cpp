@@ -51,6 +51,11 @@ int64_t decode_work_size(int64_t B, int64_t C, int64_t n_head, int64_t S, int64_
   return decode_work_numel(B, C, n_head, S, threads);
 }
 
+bool decode_supported(Device device) {
+  return decode_embed_kernel().has(device.type) && decode_block_kernel().has(device.type) &&
+         decode_logits_kernel().has(device.type);
+}
+
 void decode_embed_(const Tensor& x, const Tensor& ids, const Tensor& wte, const Tensor& wpe, int64_t pos) {
   const char* op = "decode_embed_";
   check_x(x, op);

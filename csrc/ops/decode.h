@@ -17,5 +17,8 @@ void decode_block_(const Tensor& x, const std::vector<Tensor>& weights, const Te
 void decode_logits_(const Tensor& logits, const Tensor& x, const Tensor& ln_w, const Tensor& ln_b,
                     const Tensor& wte, double eps, const Tensor& work);
 int64_t decode_work_size(int64_t B, int64_t C, int64_t n_head, int64_t S, int64_t threads);
+// Whether the kernel table has all three decode kernels for the device's type; generation takes
+// a path through the ordinary ops where it has not (a backend that implements the ops only).
+bool decode_supported(Device device);
 
 }  // namespace cgad
