@@ -117,9 +117,11 @@ class Block(nn.Module):
 
 class KVCache:
     """The keys and values of every layer for B sequences and `size` positions, preallocated,
-    and with `fused` the buffers one fused decode step reuses; `length` positions are filled."""
+    and with `fused` the buffers one fused decode step reuses; `length` positions are filled.
+    bf16_weights: the fused step reads bfloat16 copies of the weight matrices (the lm_head's
+    too), half the bytes of float32; everything else stays float32."""
 
-    def __init__(self, model, B, size, device, fused=True):
+    def __init__(self, model, B, size, device, fused=True, bf16_weights=False):
         cfg = model.config
         NH, HS = cfg.n_head, cfg.n_embd // cfg.n_head
         dtype = model.lm_head.weight.dtype
@@ -135,10 +137,16 @@ class KVCache:
         self.logits = buf(B, cfg.vocab_size)  # (B, V)
         # one layer_norm slot per thread (kernels/decode.h)
         self.work = buf(cgad._C.decode_work_size(B, cfg.n_embd, NH, size, cgad.get_num_threads()))
-        self.weights = [[blk.ln_1.weight, blk.ln_1.bias, blk.attn.c_attn.weight, blk.attn.c_attn.bias,
-                         blk.attn.c_proj.weight, blk.attn.c_proj.bias, blk.ln_2.weight, blk.ln_2.bias,
-                         blk.mlp.c_fc.weight, blk.mlp.c_fc.bias, blk.mlp.c_proj.weight, blk.mlp.c_proj.bias]
+
+        def matrix(w):
+            return w.to(cgad.bfloat16) if bf16_weights else w
+
+        self.weights = [[blk.ln_1.weight, blk.ln_1.bias, matrix(blk.attn.c_attn.weight), blk.attn.c_attn.bias,
+                         matrix(blk.attn.c_proj.weight), blk.attn.c_proj.bias, blk.ln_2.weight, blk.ln_2.bias,
+                         matrix(blk.mlp.c_fc.weight), blk.mlp.c_fc.bias, matrix(blk.mlp.c_proj.weight),
+                         blk.mlp.c_proj.bias]
                         for blk in model.transformer.h]
+        self.lm_head = matrix(model.lm_head.weight)
         self.eps = [blk.ln_1.eps for blk in model.transformer.h]  # ln_2's is the same: GPT-2's 1e-5
 
 
@@ -226,11 +234,12 @@ class GPT(nn.Module):
             raise ValueError(f"generate: expected ids of shape (B, T), got {tuple(idx.shape)}")
         if not use_cache:
             return self._uncached_tokens(idx, max_new_tokens, temperature, top_k)
-        # the fused decode kernels run float32/float64 weights as they are: under autocast,
-        # whose casts only the ops follow, and on a device whose kernel table lacks them, each
-        # step runs through the ordinary ops with the same cache
-        fused = cgad._C.decode_supported(idx.device) and not cgad._C.get_autocast(idx.device)[0]
-        return self._cached_tokens(idx, max_new_tokens, temperature, top_k, fused)
+        # on a device whose kernel table lacks the fused decode kernels each step runs through
+        # the ordinary ops with the same cache. Under autocast the fused step reads bf16 copies
+        # of float32 weight matrices (autocast leaves float64 alone): the bytes per token halve
+        fused = cgad._C.decode_supported(idx.device)
+        bf16 = cgad._C.get_autocast(idx.device)[0] and self.lm_head.weight.dtype == cgad.float32
+        return self._cached_tokens(idx, max_new_tokens, temperature, top_k, fused, bf16)
 
     def _uncached_tokens(self, idx, max_new_tokens, temperature, top_k):
         bs = self.config.block_size
@@ -242,7 +251,7 @@ class GPT(nn.Module):
                 idx = cgad.cat((idx, idx_next), dim=1)
             yield idx_next
 
-    def _cached_tokens(self, idx, max_new_tokens, temperature, top_k, fused):
+    def _cached_tokens(self, idx, max_new_tokens, temperature, top_k, fused, bf16):
         if max_new_tokens <= 0:
             return
         bs = self.config.block_size
@@ -250,7 +259,7 @@ class GPT(nn.Module):
         crops = T + max_new_tokens > bs + 1  # some step's context is cropped: keep the ids
         decode = self._decode if fused else self._decode_ops
         with cgad.no_grad():
-            cache = KVCache(self, B, min(bs, T + max_new_tokens - 1), idx.device, fused)
+            cache = KVCache(self, B, min(bs, T + max_new_tokens - 1), idx.device, fused, bf16)
             context = idx if T <= bs else idx[:, -bs:]
             logits = self._prefill(context, cache)
         length = context.shape[1]
@@ -291,14 +300,13 @@ class GPT(nn.Module):
         for weights, (k, v), eps in zip(cache.weights, cache.kv, cache.eps):
             cgad._C.decode_block_(x, weights, k, v, pos, self.config.n_head, eps, cache.work)
         ln_f = self.transformer.ln_f
-        cgad._C.decode_logits_(cache.logits, x, ln_f.weight, ln_f.bias, self.lm_head.weight, ln_f.eps,
-                               cache.work)
+        cgad._C.decode_logits_(cache.logits, x, ln_f.weight, ln_f.bias, cache.lm_head, ln_f.eps, cache.work)
         cache.length = pos + 1
         return cache.logits
 
     def _decode_ops(self, idx_next, cache):
-        """_decode through the ordinary ops (graph-free under no_grad): for a device without the
-        fused decode kernels, and under autocast."""
+        """_decode through the ordinary ops (graph-free under no_grad), for a device without the
+        fused decode kernels."""
         pos = cache.length
         x = self.transformer.wte(idx_next) + self.transformer.wpe(
             cgad.arange(pos, pos + 1, device=idx_next.device))  # (B, 1, C)
