@@ -224,8 +224,10 @@ class GPT(nn.Module):
     def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True):
         """A generator yielding each new (B, 1) int64 id tensor of generate as it is sampled.
         use_cache: prefill a per-layer key/value cache over the prompt, then run one position
-        per step (the fused decode kernels); without it every step reruns the whole context.
-        Both sample from the same distribution; the context is cropped to block_size alike."""
+        per step (the fused decode kernels, reading bf16 copies of the weight matrices under
+        cgad.autocast; the ordinary ops on a device without those kernels); without it every
+        step reruns the whole context. Both sample from the same distribution; the context is
+        cropped to block_size alike."""
         if temperature <= 0:
             raise ValueError(f"generate: temperature must be positive, got {temperature}")
         if top_k is not None and top_k < 1:
