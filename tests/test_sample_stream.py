@@ -10,7 +10,7 @@ import pytest
 
 import cgad
 from cgad.models.gpt import GPT, GPTConfig
-from cgad.sampling import TextStream, rate_line, stream_samples
+from cgad.sampling import TextStream, rate_line, sample_text, stream_samples
 from cgad.tokenizers import CharTokenizer, load_gpt2
 from conftest import shared_data
 
@@ -126,6 +126,8 @@ def test_stream_samples_writes_each_token_as_it_comes(prompt, n):
     assert "".join(writes) == "".join(f"== {i} ==\n{t}\n" for i, t in enumerate(texts))
     m = RATE_RE.match(summary)
     assert m and (int(m.group(1)), int(m.group(2)), int(m.group(3))) == (n, new, n * new)
+    cgad.manual_seed(5)
+    assert sample_text(model, tok, prompt, n, new, top_k=5) == texts  # the same, unwritten
 
 
 @needs_vocab

@@ -104,3 +104,12 @@ def stream_samples(model, tokenizer, write, prompt=None, num_samples=1, max_new_
     for i in range(1, num_samples):
         write(f"{heading.format(i=i)}\n{texts[i]}\n")
     return texts, rate_line(num_samples, max_new_tokens, seconds)
+
+
+def sample_text(model, tokenizer, prompt=None, num_samples=1, max_new_tokens=200,
+                temperature=1.0, top_k=None, device="cpu"):
+    """Generate num_samples continuations of `prompt`; returns the texts (prompt included), the
+    same as stream_samples' for the same seed, with nothing written."""
+    texts, _ = stream_samples(model, tokenizer, lambda text: None, prompt, num_samples,
+                              max_new_tokens, temperature=temperature, top_k=top_k, device=device)
+    return texts
