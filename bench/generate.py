@@ -139,7 +139,11 @@ def main():
             ratio = ""
             for name in ("cgad cache", "cgad cache bf16") if ref else ():
                 if name in names:
-                    ratio += f"  {name[5:]}/transformers {statistics.median(times[ref[0]]) / statistics.median(times[name]):.2f}x"
+                    # the ratio of the medians, and the median of each round's ratio (runs next to
+                    # each other in time share the machine's load)
+                    paired = statistics.median(h / c for h, c in zip(times[ref[0]], times[name]))
+                    ratio += (f"  {name[5:]}/transformers {statistics.median(times[ref[0]]) / statistics.median(times[name]):.2f}x"
+                              f" (paired {paired:.2f}x)")
             load = os.getloadavg()
             print(f"B={B} new={n}: " + " | ".join(row) + " tok/s" + ratio + f"  (load {load[0]:.1f})")
             sys.stdout.flush()
