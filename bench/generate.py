@@ -7,9 +7,11 @@ sampling settings, min_new_tokens so that it never stops early), float32, in one
 
 tok/s counts every new token of every sequence (B * new tokens per second, the prompt's one
 token not counted), wall time of the whole call (prefill included). The implementations
-alternate round by round and the median of the rounds is printed, with the spread. The ceiling
-is the bytes of weights one decode step reads over the machine's streaming read bandwidth
-(bench/stream_read.c, compiled and run here), the limit of batch-1 decoding.
+alternate round by round and the median of the rounds is printed, with the spread, and the load
+average after each row (the machine may be shared). The ceiling is the bytes of weights one
+decode step reads over the machine's streaming read bandwidth (bench/stream_read.c, compiled and
+run here), the limit of batch-1 decoding. --bf16 adds cgad under cgad.autocast (the decode step
+reads bf16 copies of the weight matrices, half the bytes), reported apart from float32.
 """
 import argparse
 import os
@@ -76,6 +78,7 @@ def main():
     ap.add_argument("--no-cache-max", type=int, default=200,
                     help="run cgad without its cache only up to this many new tokens (it is quadratic)")
     ap.add_argument("--no-hf", action="store_true", help="cgad only")
+    ap.add_argument("--bf16", action="store_true", help="also cgad's cache under cgad.autocast (bf16 weights)")
     args = ap.parse_args()
 
     cgad.set_num_threads(args.threads)
@@ -86,6 +89,12 @@ def main():
     impls["cgad cache"] = lambda idx, n: model.generate(cgad.tensor(idx), n, top_k=args.top_k)
     impls["cgad no cache"] = lambda idx, n: model.generate(cgad.tensor(idx), n, top_k=args.top_k,
                                                            use_cache=False)
+    if args.bf16:
+        def run_bf16(idx, n):
+            with cgad.autocast("cpu"):
+                model.generate(cgad.tensor(idx), n, top_k=args.top_k)
+
+        impls["cgad cache bf16"] = run_bf16
     if not args.no_hf:
         import torch
         import transformers
@@ -128,9 +137,15 @@ def main():
                 row.append(f"{name} {statistics.median(rates):7.1f} [{min(rates):.1f}, {max(rates):.1f}]")
             ref = [k for k in names if k.startswith("transformers")]
             ratio = ""
-            if ref:
-                ratio = f"  cache/transformers {statistics.median(times[ref[0]]) / statistics.median(times['cgad cache']):.2f}x"
-            print(f"B={B} new={n}: " + " | ".join(row) + " tok/s" + ratio)
+            for name in ("cgad cache", "cgad cache bf16") if ref else ():
+                if name in names:
+                    # the ratio of the medians, and the median of each round's ratio (runs next to
+                    # each other in time share the machine's load)
+                    paired = statistics.median(h / c for h, c in zip(times[ref[0]], times[name]))
+                    ratio += (f"  {name[5:]}/transformers {statistics.median(times[ref[0]]) / statistics.median(times[name]):.2f}x"
+                              f" (paired {paired:.2f}x)")
+            load = os.getloadavg()
+            print(f"B={B} new={n}: " + " | ".join(row) + " tok/s" + ratio + f"  (load {load[0]:.1f})")
             sys.stdout.flush()
 
 

@@ -134,3 +134,72 @@ def test_decode_ops_check_their_arguments():
     with pytest.raises(ValueError, match="work"):
         cgad._C.decode_logits_(cache.logits, cache.x, model.transformer.ln_f.weight, model.transformer.ln_f.bias,
                                wte, 1e-5, cgad.empty(3))
+
+
+def test_decode_supported_reads_the_kernel_table():
+    # the CPU backend registers the decode kernels for the CPU and the test device
+    assert cgad._C.decode_supported("cpu") and cgad._C.decode_supported(cgad.device("test"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("T, n", [(1, 6), (5, 20)])  # the second crops
+def test_cached_path_without_fused_kernels_matches_fused(monkeypatch, device, B, T, n):
+    # a device whose kernel table lacks the decode kernels (as CUDA's may) decodes through the
+    # ordinary ops with the same cache: forced here on a device that has them
+    model = make_model(device)
+    idx = prompt(B, T, device)
+    ids_f, logits_f = run_recording(monkeypatch, model, idx, n, True, top_k=1)
+    monkeypatch.setattr(cgad._C, "decode_supported", lambda d: False)
+    ids_o, logits_o = run_recording(monkeypatch, model, idx, n, True, top_k=1)
+    ids_u, logits_u = run_recording(monkeypatch, model, idx, n, False, top_k=1)
+    for step, (f, o, u) in enumerate(zip(logits_f, logits_o, logits_u)):
+        assert nmax_err(o, f) < 1e-5, f"step {step}"
+        assert nmax_err(o, u) < 1e-5, f"step {step}"
+    np.testing.assert_array_equal(ids_o, ids_f)
+    np.testing.assert_array_equal(ids_o, ids_u)
+
+
+def test_cached_path_without_fused_kernels_leaves_no_graph(monkeypatch):
+    monkeypatch.setattr(cgad._C, "decode_supported", lambda d: False)
+    model = make_model()
+    out = model.generate(prompt(2, 3), 8)
+    assert out.shape == (2, 11) and not out.requires_grad and cgad.is_grad_enabled()
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_autocast_decodes_with_bf16_weights(monkeypatch, B):
+    # under autocast the fused step reads bf16 copies of the weight matrices; the logits stay
+    # within bf16's rounding of float32's, as do those of the ops path under autocast (a
+    # cpu-only region: autocast("cpu") does not cover the test device)
+    model = make_model()
+    idx = prompt(B, 3)
+    ids_f, logits_f = run_recording(monkeypatch, model, idx, 20, True, top_k=1)
+    with cgad.autocast("cpu"):
+        ids_b, logits_b = run_recording(monkeypatch, model, idx, 20, True, top_k=1)
+        monkeypatch.setattr(cgad._C, "decode_supported", lambda d: False)
+        ids_o, logits_o = run_recording(monkeypatch, model, idx, 20, True, top_k=1)
+    for step, (f, b, o) in enumerate(zip(logits_f, logits_b, logits_o)):
+        assert 0 < nmax_err(b, f) < 1e-2, f"step {step}"  # > 0: bf16 weights were read
+        assert nmax_err(o.astype(np.float32), f) < 2e-2, f"step {step}"
+    np.testing.assert_array_equal(ids_b, ids_f)  # greedy: the same tokens on this model
+    np.testing.assert_array_equal(ids_o, ids_f)
+    for w in model.parameters():
+        assert w.dtype == cgad.float32  # the copies are the cache's, not the model's
+
+
+def test_decode_ops_check_bf16_weights():
+    model = make_model()
+    cache = gpt_module.KVCache(model, 1, 8, cgad.device("cpu"), bf16_weights=True)
+    ln_f = model.transformer.ln_f
+    assert cache.weights[0][2].dtype == cache.lm_head.dtype == cgad.bfloat16
+    cgad._C.decode_block_(cache.x, cache.weights[0], *cache.kv[0], 0, CONFIG.n_head, 1e-5, cache.work)
+    with pytest.raises(TypeError, match="one dtype"):
+        w = list(cache.weights[0])
+        w[8] = model.transformer.h[0].mlp.c_fc.weight  # float32 beside bf16 matrices
+        cgad._C.decode_block_(cache.x, w, *cache.kv[0], 0, CONFIG.n_head, 1e-5, cache.work)
+    with pytest.raises(TypeError, match="needs a float32 x"):
+        x64 = cache.x.double()
+        cgad._C.decode_logits_(cache.logits.double(), x64, ln_f.weight.double(), ln_f.bias.double(),
+                               cache.lm_head, 1e-5, cache.work.double())

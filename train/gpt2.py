@@ -30,7 +30,7 @@ from cgad.run_flags import NOT_SAVED, check_flags, merge_saved_args, resolve_def
 from cgad.run_folder import (DATA_DIR, NO_CHECKPOINT, RunInUse, RunLock, check_writable,
                              clear_run, describe_run, read_run_config, write_run_config)
 from cgad.sampling import DEFAULTS as SAMPLE_DEFAULTS
-from cgad.sampling import generate_options, sample_text
+from cgad.sampling import generate_options, stream_samples, write_now
 from cgad.trainer import NonFiniteError, Trainer
 
 
@@ -304,15 +304,17 @@ class Run:
             write_run_config(out, config)
 
     def sample(self, trainer):
-        """Samples from the model as it is at trainer.step, with the run's sampling flags."""
+        """Samples from the model as it is at trainer.step, with the run's sampling flags: the
+        first printed as it is generated (rank 0 only: the others have no sample_fn); returns
+        the summary line (tokens, seconds, tok/s) for the log."""
         args = self.args
         cgad.manual_seed(args.seed + trainer.step)
         temperature, top_k = generate_options(args.temperature, args.top_k)
-        texts = sample_text(self.model, self.tokenizer, args.prompt, args.num_samples,
-                            args.max_new_tokens, temperature=temperature, top_k=top_k,
-                            device=self.device)
-        return "\n".join(f"--- sample {i} at step {trainer.step}:\n{t}"
-                         for i, t in enumerate(texts))
+        _, summary = stream_samples(self.model, self.tokenizer, write_now, args.prompt,
+                                    args.num_samples, args.max_new_tokens,
+                                    temperature=temperature, top_k=top_k, device=self.device,
+                                    heading=f"--- sample {{i}} at step {trainer.step}:")
+        return summary
 
     def train(self):
         """Train (a signal stops it at a step boundary, with a checkpoint), then the closing

@@ -1,12 +1,15 @@
 """Sample text from a trained run (--ckpt RUN_DIR or a ckpt-<step> folder; default: the run in
 `out`) or from GPT-2 weights (--pretrained PATH: a Hugging Face folder or .safetensors file;
-needs the GPT-2 BPE vocabulary)."""
+needs the GPT-2 BPE vocabulary). The first sample is printed as it is generated; a summary line
+(tokens, seconds, tok/s) goes to stderr."""
+import sys
+
 import cgad
 from cgad import checkpoint
 from cgad.cli import (ArgumentParser, UsageError, check_range, explain_missing_vocab,
                       resolve_device, run_main, tokenizer_from_record)
 from cgad.models.gpt import GPT, GPTConfig
-from cgad.sampling import DEFAULTS, generate_options, sample_text
+from cgad.sampling import DEFAULTS, generate_options, stream_samples, write_now
 from cgad.tokenizers import load_gpt2
 
 
@@ -65,10 +68,11 @@ def main(argv=None):
     model.to(device)
     model.eval()
     cgad.manual_seed(args.seed)
-    texts = sample_text(model, tokenizer, args.prompt, args.num_samples, args.max_new_tokens,
-                        temperature=temperature, top_k=top_k, device=device)
-    for i, text in enumerate(texts):
-        print(f"--- sample {i}:\n{text}", flush=True)
+    _, summary = stream_samples(model, tokenizer, write_now, args.prompt, args.num_samples,
+                                args.max_new_tokens, temperature=temperature, top_k=top_k,
+                                device=device)
+    # on stderr, so that stdout holds the samples alone (`sample.py > samples.txt`)
+    print(summary, file=sys.stderr, flush=True)
     return 0
 
 

@@ -4,7 +4,9 @@
 // graph, no temporaries (the scratch is `work`, allocated once per generation by the caller).
 // Shapes: x (B, C) the residual stream of the new position; caches (B, NH, S, HS), S the
 // positions they hold; linear weights (out, in) as nn.Linear. Every tensor is contiguous, of
-// one floating dtype, on the device the stub is called for.
+// one floating dtype, on the device the stub is called for, except that with a float32 x the
+// weight matrices (a block's four, the lm_head's wte) may be bfloat16 copies, all of a block's
+// alike: half the bytes a step reads, float32 arithmetic on the widened weights.
 #pragma once
 #include "core/dispatch.h"
 #include "core/tensor.h"

@@ -27,6 +27,18 @@ void check_operand(const Tensor& t, const Tensor& like, const Shape& shape, cons
   if (!t.is_contiguous()) throw ValueError(str(op, ": ", what, " must be contiguous"));
 }
 
+// A weight matrix: like check_operand, but bfloat16 is allowed where x is float32.
+void check_matrix(const Tensor& t, const Tensor& x, const Shape& shape, const char* op, const char* what) {
+  check_floating(t, op, what, /*allow_bf16=*/true);
+  if (t.dtype() == DType::BFloat16 && x.dtype() != DType::Float32)
+    throw TypeError(str(op, ": a bfloat16 ", what, " needs a float32 x, got ", dtype_name(x.dtype())));
+  if (t.dtype() != DType::BFloat16) check_same_dtype(t, x, op);
+  check_same_device(t, x, op);
+  if (t.shape() != shape)
+    throw ValueError(str(op, ": expected ", what, " of shape ", shape_str(shape), ", got ", shape_str(t.shape())));
+  if (!t.is_contiguous()) throw ValueError(str(op, ": ", what, " must be contiguous"));
+}
+
 void check_work(const Tensor& work, const Tensor& like, int64_t need, const char* op) {
   check_floating(work, op, "work");
   check_same_dtype(work, like, op);
@@ -49,6 +61,11 @@ int64_t decode_work_size(int64_t B, int64_t C, int64_t n_head, int64_t S, int64_
     throw ValueError(str("decode_work_size: bad sizes B=", B, " C=", C, " n_head=", n_head, " S=", S,
                          " threads=", threads));
   return decode_work_numel(B, C, n_head, S, threads);
+}
+
+bool decode_supported(Device device) {
+  return decode_embed_kernel().has(device.type) && decode_block_kernel().has(device.type) &&
+         decode_logits_kernel().has(device.type);
 }
 
 void decode_embed_(const Tensor& x, const Tensor& ids, const Tensor& wte, const Tensor& wpe, int64_t pos) {
@@ -80,16 +97,20 @@ void decode_block_(const Tensor& x, const std::vector<Tensor>& weights, const Te
                              weights[6], weights[7], weights[8], weights[9], weights[10], weights[11]};
   check_operand(w.ln1_w, x, {C}, op, "ln_1.weight");
   check_operand(w.ln1_b, x, {C}, op, "ln_1.bias");
-  check_operand(w.attn_w, x, {3 * C, C}, op, "attn.c_attn.weight");
+  check_matrix(w.attn_w, x, {3 * C, C}, op, "attn.c_attn.weight");
   check_operand(w.attn_b, x, {3 * C}, op, "attn.c_attn.bias");
-  check_operand(w.attn_proj_w, x, {C, C}, op, "attn.c_proj.weight");
+  check_matrix(w.attn_proj_w, x, {C, C}, op, "attn.c_proj.weight");
   check_operand(w.attn_proj_b, x, {C}, op, "attn.c_proj.bias");
   check_operand(w.ln2_w, x, {C}, op, "ln_2.weight");
   check_operand(w.ln2_b, x, {C}, op, "ln_2.bias");
-  check_operand(w.fc_w, x, {4 * C, C}, op, "mlp.c_fc.weight");
+  check_matrix(w.fc_w, x, {4 * C, C}, op, "mlp.c_fc.weight");
   check_operand(w.fc_b, x, {4 * C}, op, "mlp.c_fc.bias");
-  check_operand(w.mlp_proj_w, x, {C, 4 * C}, op, "mlp.c_proj.weight");
+  check_matrix(w.mlp_proj_w, x, {C, 4 * C}, op, "mlp.c_proj.weight");
   check_operand(w.mlp_proj_b, x, {C}, op, "mlp.c_proj.bias");
+  for (const Tensor* m : {&w.attn_proj_w, &w.fc_w, &w.mlp_proj_w})
+    if (m->dtype() != w.attn_w.dtype())
+      throw TypeError(str(op, ": expected the block's four weight matrices in one dtype, got ",
+                          dtype_name(w.attn_w.dtype()), " and ", dtype_name(m->dtype())));
   if (k_cache.dim() != 4) throw ValueError(str(op, ": expected k_cache (B, NH, S, HS), got ", shape_str(k_cache.shape())));
   const int64_t S = k_cache.size(2);
   check_operand(k_cache, x, {B, n_head, S, C / n_head}, op, "k_cache");
@@ -106,7 +127,7 @@ void decode_logits_(const Tensor& logits, const Tensor& x, const Tensor& ln_w, c
   const int64_t B = x.size(0), C = x.size(1);
   if (wte.dim() != 2) throw ValueError(str(op, ": expected a 2-D wte (V, C), got ", shape_str(wte.shape())));
   const int64_t V = wte.size(0);
-  check_operand(wte, x, {V, C}, op, "wte");
+  check_matrix(wte, x, {V, C}, op, "wte");
   check_operand(logits, x, {B, V}, op, "logits");
   check_operand(ln_w, x, {C}, op, "ln_f.weight");
   check_operand(ln_b, x, {C}, op, "ln_f.bias");

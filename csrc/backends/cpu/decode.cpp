@@ -4,7 +4,8 @@
 // threads split each layer's output features (contiguous weight rows) on a static schedule. A
 // whole block is one parallel region with three barriers, so a step forks the team once per
 // block instead of once per op. Every dot product is summed in a fixed order, so results do not
-// depend on the thread count.
+// depend on the thread count. bf16 copies of the weight matrices (with float32 activations)
+// halve the bytes, so the time, of a step.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -21,27 +22,37 @@ namespace {
 constexpr int kLanes = 16;  // floats per vector register (512-bit)
 constexpr int kChains = 4;  // independent accumulators per dot product, to cover FMA latency
 constexpr int kBatch = 4;   // sequences sharing each load of a weight row
+// Weights are prefetched this many bytes ahead of the loads: the hardware prefetcher stops at
+// every 4 KiB page and restarts only after misses, software prefetches run across
+// (docs/performance.md: 2 KiB ahead read 5-15% faster than none, 512 B and 4 KiB less so).
+constexpr int64_t kPrefetchBytes = 2048;
+constexpr int64_t kLineBytes = 64;
 
-// dots[b] = sum_k x[b * K + k] * W[k] for BB sequences and one weight row. The row is read
+// dots[b] = sum_k x[b * K + k] * W[k] for BB sequences and one weight row (of T, or of bf16
+// widened to T exactly, for half the bytes per weight). The row is read
 // front to back, so the weights stream through memory in one linear sweep that the hardware
 // prefetcher follows (tiles of four rows read as interleaved short streams were slower: lm_head
 // at 9 against 13-16 GB/s on one thread);
 // x (B, K) stays in L1/L2. The BB * kChains accumulators stay in registers; the summation order
 // is fixed.
-template <typename T, int BB>
-inline void dot_row(const T* x, const T* W, int64_t K, T (&dots)[BB]) {
+template <typename T, typename TW, int BB>
+inline void dot_row(const T* x, const TW* W, int64_t K, T (&dots)[BB]) {
   // with several sequences their dot products are the independent chains already; more would
   // only add loads of x
   constexpr int Chains = BB >= kBatch ? 1 : kChains;
   constexpr int64_t step = Chains * kLanes;
   T acc[BB][Chains][kLanes] = {};
+  constexpr int64_t ahead = kPrefetchBytes / sizeof(TW), line = kLineBytes / sizeof(TW);
   const int64_t kv = K - K % step;
-  for (int64_t k = 0; k < kv; k += step)
+  for (int64_t k = 0; k < kv; k += step) {
+    // past the row's end this is the next row's start, the next one read; a prefetch never faults
+    for (int64_t l = 0; l < step; l += line) __builtin_prefetch(W + k + ahead + l, 0, 3);
     for (int c = 0; c < Chains; ++c)
       for (int b = 0; b < BB; ++b) {
 #pragma omp simd
-        for (int l = 0; l < kLanes; ++l) acc[b][c][l] += x[b * K + k + c * kLanes + l] * W[k + c * kLanes + l];
+        for (int l = 0; l < kLanes; ++l) acc[b][c][l] += x[b * K + k + c * kLanes + l] * T(W[k + c * kLanes + l]);
       }
+  }
   for (int b = 0; b < BB; ++b) {
     for (int c = 1; c < Chains; ++c)
       for (int l = 0; l < kLanes; ++l) acc[b][0][l] += acc[b][c][l];
@@ -49,7 +60,7 @@ inline void dot_row(const T* x, const T* W, int64_t K, T (&dots)[BB]) {
     for (int half = kLanes / 2; half > 0; half /= 2)
       for (int l = 0; l < half; ++l) acc[b][0][l] += acc[b][0][l + half];
     T s = acc[b][0][0];
-    for (int64_t k = kv; k < K; ++k) s += x[b * K + k] * W[k];
+    for (int64_t k = kv; k < K; ++k) s += x[b * K + k] * T(W[k]);
     dots[b] = s;
   }
 }
@@ -63,8 +74,8 @@ inline T gelu_tanh(T v) {  // the formula of the gelu kernel (backends/cpu/gelu.
 }
 
 // out (B, N) op= x (B, K) @ W^T + bias (W (N, K), bias (N,) or null) for the rows [n0, n1).
-template <typename T, Epilogue E>
-void gemv_rows(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int64_t N, T* out, int64_t n0,
+template <typename T, Epilogue E, typename TW>
+void gemv_rows(const T* x, int64_t B, int64_t K, const TW* W, const T* bias, int64_t N, T* out, int64_t n0,
                int64_t n1) {
   auto put = [&](int64_t b, int64_t n, T dot) {
     const T v = dot + (bias ? bias[n] : T(0));
@@ -74,16 +85,16 @@ void gemv_rows(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int6
     if constexpr (E == Epilogue::GeluTanh) o = gelu_tanh(v);
   };
   for (int64_t n = n0; n < n1; ++n) {
-    const T* Wn = W + n * K;
+    const TW* Wn = W + n * K;
     int64_t b = 0;
     for (; b + kBatch <= B; b += kBatch) {
       T d[kBatch];
-      dot_row<T, kBatch>(x + b * K, Wn, K, d);
+      dot_row<T, TW, kBatch>(x + b * K, Wn, K, d);
       for (int i = 0; i < kBatch; ++i) put(b + i, n, d[i]);
     }
     for (; b < B; ++b) {
       T d[1];
-      dot_row<T, 1>(x + b * K, Wn, K, d);
+      dot_row<T, TW, 1>(x + b * K, Wn, K, d);
       put(b, n, d[0]);
     }
   }
@@ -100,8 +111,8 @@ inline Share my_share(int64_t n, int64_t tile = 1) {
 
 // The thread's share of out (B, N) op= x @ W^T + bias, split over output features. Inside a
 // parallel region; no barrier.
-template <typename T, Epilogue E>
-void gemv_share(const T* x, int64_t B, int64_t K, const T* W, const T* bias, int64_t N, T* out) {
+template <typename T, Epilogue E, typename TW>
+void gemv_share(const T* x, int64_t B, int64_t K, const TW* W, const T* bias, int64_t N, T* out) {
   const Share s = my_share(N, 16);  // whole cache lines of a float output row per thread
   gemv_rows<T, E>(x, B, K, W, bias, N, out, s.begin, s.end);
 }
@@ -171,7 +182,7 @@ int decode_threads(const Tensor& work, int64_t fixed, int64_t slot) {
 //   2. x += attn.c_proj(y), output features split
 //   3. ln_2(x); hid = gelu(c_fc(.)), output features split
 //   4. x += mlp.c_proj(hid), output features split
-template <typename T>
+template <typename T, typename TW>
 void block_forward(const Tensor& x, const DecodeBlockWeights& w, const Tensor& k_cache, const Tensor& v_cache,
                    int64_t pos, int64_t NH, double eps, const Tensor& work) {
   const int64_t B = x.size(0), C = x.size(1), S = k_cache.size(2), HS = C / NH;
@@ -183,10 +194,11 @@ void block_forward(const Tensor& x, const DecodeBlockWeights& w, const Tensor& k
   T* hid = y + B * C;            // (B, 4C)
   T* scores = hid + 4 * B * C;   // (B, NH, S)
   T* ln_slots = work.data<T>() + fixed;  // (threads, B, C)
-  const T *ln1w = w.ln1_w.data<T>(), *ln1b = w.ln1_b.data<T>(), *aw = w.attn_w.data<T>(),
-          *ab = w.attn_b.data<T>(), *pw = w.attn_proj_w.data<T>(), *pb = w.attn_proj_b.data<T>(),
-          *ln2w = w.ln2_w.data<T>(), *ln2b = w.ln2_b.data<T>(), *fw = w.fc_w.data<T>(), *fb = w.fc_b.data<T>(),
-          *mw = w.mlp_proj_w.data<T>(), *mb = w.mlp_proj_b.data<T>();
+  const T *ln1w = w.ln1_w.data<T>(), *ln1b = w.ln1_b.data<T>(), *ab = w.attn_b.data<T>(),
+          *pb = w.attn_proj_b.data<T>(), *ln2w = w.ln2_w.data<T>(), *ln2b = w.ln2_b.data<T>(),
+          *fb = w.fc_b.data<T>(), *mb = w.mlp_proj_b.data<T>();
+  const TW *aw = w.attn_w.data<TW>(), *pw = w.attn_proj_w.data<TW>(), *fw = w.fc_w.data<TW>(),
+           *mw = w.mlp_proj_w.data<TW>();
   T *K = k_cache.data<T>(), *V = v_cache.data<T>();
 #pragma omp parallel num_threads(nt)
   {
@@ -210,25 +222,36 @@ void block_forward(const Tensor& x, const DecodeBlockWeights& w, const Tensor& k
 
 void block(const Tensor& x, const DecodeBlockWeights& w, const Tensor& k_cache, const Tensor& v_cache, int64_t pos,
            int64_t n_head, double eps, const Tensor& work) {
+  if (w.attn_w.dtype() == DType::BFloat16)  // float32 x (ops/decode.cpp)
+    return block_forward<float, bf16>(x, w, k_cache, v_cache, pos, n_head, eps, work);
   dispatch_float(x.dtype(), "decode_block_", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    block_forward<T>(x, w, k_cache, v_cache, pos, n_head, eps, work);
+    block_forward<T, T>(x, w, k_cache, v_cache, pos, n_head, eps, work);
   });
+}
+
+template <typename T, typename TW>
+void logits_forward(const Tensor& out, const Tensor& x, const Tensor& ln_w, const Tensor& ln_b, const Tensor& wte,
+                    double eps, const Tensor& work) {
+  const int64_t B = x.size(0), C = x.size(1), V = wte.size(0);
+  const T *X = x.data<T>(), *lw = ln_w.data<T>(), *lb = ln_b.data<T>();
+  const TW* W = wte.data<TW>();
+  T* o = out.data<T>();
+#pragma omp parallel num_threads(decode_threads(work, 0, B * C))
+  {
+    T* ln = work.data<T>() + omp_get_thread_num() * B * C;  // each thread's own ln_f(x)
+    layer_norm_rows(X, lw, lb, ln, B, C, eps);
+    gemv_share<T, Epilogue::Store>(ln, B, C, W, static_cast<const T*>(nullptr), V, o);
+  }
 }
 
 void logits(const Tensor& out, const Tensor& x, const Tensor& ln_w, const Tensor& ln_b, const Tensor& wte,
             double eps, const Tensor& work) {
+  if (wte.dtype() == DType::BFloat16)  // float32 x (ops/decode.cpp)
+    return logits_forward<float, bf16>(out, x, ln_w, ln_b, wte, eps, work);
   dispatch_float(x.dtype(), "decode_logits_", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const int64_t B = x.size(0), C = x.size(1), V = wte.size(0);
-    const T *X = x.data<T>(), *lw = ln_w.data<T>(), *lb = ln_b.data<T>(), *W = wte.data<T>();
-    T* o = out.data<T>();
-#pragma omp parallel num_threads(decode_threads(work, 0, B * C))
-    {
-      T* ln = work.data<T>() + omp_get_thread_num() * B * C;  // each thread's own ln_f(x)
-      layer_norm_rows(X, lw, lb, ln, B, C, eps);
-      gemv_share<T, Epilogue::Store>(ln, B, C, W, static_cast<const T*>(nullptr), V, o);
-    }
+    logits_forward<T, T>(out, x, ln_w, ln_b, wte, eps, work);
   });
 }
 

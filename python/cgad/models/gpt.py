@@ -69,9 +69,10 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         self.c_proj.RESIDUAL_PROJECTION = True
 
-    def forward(self, x, kv=None):
-        """kv: a (keys, values) pair of (B, NH, S, HS) cache buffers, S >= T, that receive this
-        pass's keys and values at positions 0..T-1 (the prefill of cached generation)."""
+    def forward(self, x, kv=None, pos=0):
+        """kv: a (keys, values) pair of (B, NH, S, HS) cache buffers that receive this pass's
+        keys and values at positions pos..pos+T-1 (cached generation): with pos 0 the prefill;
+        with pos > 0 one new position (T = 1) that attends to the cached positions 0..pos."""
         B, T, C = x.shape
         NH, HS = self.n_head, C // self.n_head
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
@@ -79,9 +80,11 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, NH, HS).transpose(1, 2)
         v = v.view(B, T, NH, HS).transpose(1, 2)
         if kv is not None:
-            cgad._C.copy_(kv[0][:, :, :T], k)
-            cgad._C.copy_(kv[1][:, :, :T], v)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, NH, T, HS)
+            cgad._C.copy_(kv[0][:, :, pos:pos + T], k)
+            cgad._C.copy_(kv[1][:, :, pos:pos + T], v)
+            if pos > 0:  # the one new query sees every cached position: no mask
+                k, v = kv[0][:, :, :pos + T], kv[1][:, :, :pos + T]
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=pos == 0)  # (B, NH, T, HS)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.c_proj(y)
 
@@ -106,17 +109,19 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x, kv=None):
-        x = x + self.attn(self.ln_1(x), kv)
+    def forward(self, x, kv=None, pos=0):
+        x = x + self.attn(self.ln_1(x), kv, pos)
         x = x + self.mlp(self.ln_2(x))
         return x
 
 
 class KVCache:
     """The keys and values of every layer for B sequences and `size` positions, preallocated,
-    and the buffers one decode step reuses; `length` positions are filled."""
+    and with `fused` the buffers one fused decode step reuses; `length` positions are filled.
+    bf16_weights: the fused step reads bfloat16 copies of the weight matrices (the lm_head's
+    too), half the bytes of float32; everything else stays float32."""
 
-    def __init__(self, model, B, size, device):
+    def __init__(self, model, B, size, device, fused=True, bf16_weights=False):
         cfg = model.config
         NH, HS = cfg.n_head, cfg.n_embd // cfg.n_head
         dtype = model.lm_head.weight.dtype
@@ -126,14 +131,22 @@ class KVCache:
             return cgad.empty(*shape, dtype=dtype, device=device)
 
         self.kv = [(buf(B, NH, size, HS), buf(B, NH, size, HS)) for _ in range(cfg.n_layer)]
+        if not fused:
+            return
         self.x = buf(B, cfg.n_embd)  # (B, C) the new position's residual stream
         self.logits = buf(B, cfg.vocab_size)  # (B, V)
         # one layer_norm slot per thread (kernels/decode.h)
         self.work = buf(cgad._C.decode_work_size(B, cfg.n_embd, NH, size, cgad.get_num_threads()))
-        self.weights = [[blk.ln_1.weight, blk.ln_1.bias, blk.attn.c_attn.weight, blk.attn.c_attn.bias,
-                         blk.attn.c_proj.weight, blk.attn.c_proj.bias, blk.ln_2.weight, blk.ln_2.bias,
-                         blk.mlp.c_fc.weight, blk.mlp.c_fc.bias, blk.mlp.c_proj.weight, blk.mlp.c_proj.bias]
+
+        def matrix(w):
+            return w.to(cgad.bfloat16) if bf16_weights else w
+
+        self.weights = [[blk.ln_1.weight, blk.ln_1.bias, matrix(blk.attn.c_attn.weight), blk.attn.c_attn.bias,
+                         matrix(blk.attn.c_proj.weight), blk.attn.c_proj.bias, blk.ln_2.weight, blk.ln_2.bias,
+                         matrix(blk.mlp.c_fc.weight), blk.mlp.c_fc.bias, matrix(blk.mlp.c_proj.weight),
+                         blk.mlp.c_proj.bias]
                         for blk in model.transformer.h]
+        self.lm_head = matrix(model.lm_head.weight)
         self.eps = [blk.ln_1.eps for blk in model.transformer.h]  # ln_2's is the same: GPT-2's 1e-5
 
 
@@ -211,19 +224,24 @@ class GPT(nn.Module):
     def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True):
         """A generator yielding each new (B, 1) int64 id tensor of generate as it is sampled.
         use_cache: prefill a per-layer key/value cache over the prompt, then run one position
-        per step (the fused decode kernels); without it every step reruns the whole context.
-        Both sample from the same distribution; the context is cropped to block_size alike."""
+        per step (the fused decode kernels, reading bf16 copies of the weight matrices under
+        cgad.autocast; the ordinary ops on a device without those kernels); without it every
+        step reruns the whole context. Both sample from the same distribution; the context is
+        cropped to block_size alike."""
         if temperature <= 0:
             raise ValueError(f"generate: temperature must be positive, got {temperature}")
         if top_k is not None and top_k < 1:
             raise ValueError(f"generate: top_k must be at least 1, got {top_k}")
         if idx.ndim != 2:
             raise ValueError(f"generate: expected ids of shape (B, T), got {tuple(idx.shape)}")
-        # the decode kernels run float32/float64 weights as they are; under autocast only the
-        # ops follow its casts, so that case keeps the uncached path
-        fast = use_cache and not cgad._C.get_autocast(idx.device)[0]
-        steps = self._cached_tokens if fast else self._uncached_tokens
-        return steps(idx, max_new_tokens, temperature, top_k)
+        if not use_cache:
+            return self._uncached_tokens(idx, max_new_tokens, temperature, top_k)
+        # on a device whose kernel table lacks the fused decode kernels each step runs through
+        # the ordinary ops with the same cache. Under autocast the fused step reads bf16 copies
+        # of float32 weight matrices (autocast leaves float64 alone): the bytes per token halve
+        fused = cgad._C.decode_supported(idx.device)
+        bf16 = cgad._C.get_autocast(idx.device)[0] and self.lm_head.weight.dtype == cgad.float32
+        return self._cached_tokens(idx, max_new_tokens, temperature, top_k, fused, bf16)
 
     def _uncached_tokens(self, idx, max_new_tokens, temperature, top_k):
         bs = self.config.block_size
@@ -235,14 +253,15 @@ class GPT(nn.Module):
                 idx = cgad.cat((idx, idx_next), dim=1)
             yield idx_next
 
-    def _cached_tokens(self, idx, max_new_tokens, temperature, top_k):
+    def _cached_tokens(self, idx, max_new_tokens, temperature, top_k, fused, bf16):
         if max_new_tokens <= 0:
             return
         bs = self.config.block_size
         B, T = idx.shape
         crops = T + max_new_tokens > bs + 1  # some step's context is cropped: keep the ids
+        decode = self._decode if fused else self._decode_ops
         with cgad.no_grad():
-            cache = KVCache(self, B, min(bs, T + max_new_tokens - 1), idx.device)
+            cache = KVCache(self, B, min(bs, T + max_new_tokens - 1), idx.device, fused, bf16)
             context = idx if T <= bs else idx[:, -bs:]
             logits = self._prefill(context, cache)
         length = context.shape[1]
@@ -256,7 +275,7 @@ class GPT(nn.Module):
                 if crops:
                     context = cgad.cat((context, idx_next), dim=1)
                 if length < bs:
-                    logits = self._decode(idx_next, cache)
+                    logits = decode(idx_next, cache)
                     length += 1
                 else:
                     # every position of the cropped context moves: rebuild the whole cache
@@ -283,10 +302,20 @@ class GPT(nn.Module):
         for weights, (k, v), eps in zip(cache.weights, cache.kv, cache.eps):
             cgad._C.decode_block_(x, weights, k, v, pos, self.config.n_head, eps, cache.work)
         ln_f = self.transformer.ln_f
-        cgad._C.decode_logits_(cache.logits, x, ln_f.weight, ln_f.bias, self.lm_head.weight, ln_f.eps,
-                               cache.work)
+        cgad._C.decode_logits_(cache.logits, x, ln_f.weight, ln_f.bias, cache.lm_head, ln_f.eps, cache.work)
         cache.length = pos + 1
         return cache.logits
+
+    def _decode_ops(self, idx_next, cache):
+        """_decode through the ordinary ops (graph-free under no_grad), for a device without the
+        fused decode kernels."""
+        pos = cache.length
+        x = self.transformer.wte(idx_next) + self.transformer.wpe(
+            cgad.arange(pos, pos + 1, device=idx_next.device))  # (B, 1, C)
+        for block, kv in zip(self.transformer.h, cache.kv):
+            x = block(x, kv, pos)
+        cache.length = pos + 1
+        return self.lm_head(self.transformer.ln_f(x[:, -1, :]))
 
     @classmethod
     def from_pretrained(cls, path):
