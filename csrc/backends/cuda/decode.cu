@@ -134,8 +134,18 @@ void embed(const Tensor& x, const Tensor& ids, const Tensor& wte, const Tensor& 
 // The work layout of kernels/decode.h: qkv (B, 3C), y (B, C), hid (B, 4C), scores (B, NH, S),
 // then the layer_norm output (B, C) (one slot: the GPU needs no per-thread copies). The MLP's
 // c_proj output reuses y, attention's c_proj output reuses hid: both are free by then.
+// The CPU's decode kernels also take bf16 copies of the weight matrices beside a float32 x;
+// these take weights of x's dtype only (generate gives them no other), and say so otherwise.
+void check_weight_dtype(const Tensor& x, const Tensor& w, const char* op) {
+  if (w.dtype() != x.dtype())
+    throw TypeError(str(op, ": the CUDA kernel takes weights of x's dtype (", dtype_name(x.dtype()), "), got ",
+                        dtype_name(w.dtype())));
+}
+
 void block(const Tensor& x, const DecodeBlockWeights& w, const Tensor& k_cache, const Tensor& v_cache, int64_t pos,
            int64_t n_head, double eps, const Tensor& work) {
+  for (const Tensor* m : {&w.attn_w, &w.attn_proj_w, &w.fc_w, &w.mlp_proj_w})
+    check_weight_dtype(x, *m, "decode_block");
   const int64_t B = x.size(0), C = x.size(1), S = k_cache.size(2);
   const Device dev = x.device();
   DeviceGuard guard(dev);
@@ -162,6 +172,7 @@ void block(const Tensor& x, const DecodeBlockWeights& w, const Tensor& k_cache, 
 
 void logits(const Tensor& out, const Tensor& x, const Tensor& ln_w, const Tensor& ln_b, const Tensor& wte,
             double eps, const Tensor& work) {
+  check_weight_dtype(x, wte, "decode_logits");
   const int64_t B = x.size(0), C = x.size(1);
   DeviceGuard guard(x.device());
   const Tensor ln = work_view(work, 0, B, C);

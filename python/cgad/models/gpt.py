@@ -240,7 +240,9 @@ class GPT(nn.Module):
         # the ordinary ops with the same cache. Under autocast the fused step reads bf16 copies
         # of float32 weight matrices (autocast leaves float64 alone): the bytes per token halve
         fused = cgad._C.decode_supported(idx.device)
-        bf16 = cgad._C.get_autocast(idx.device)[0] and self.lm_head.weight.dtype == cgad.float32
+        # (the CPU's decode kernels read bf16 weights beside float32 activations; CUDA's do not)
+        bf16 = (cgad._C.get_autocast(idx.device)[0] and self.lm_head.weight.dtype == cgad.float32
+                and idx.device.type != "cuda")
         return self._cached_tokens(idx, max_new_tokens, temperature, top_k, fused, bf16)
 
     def _uncached_tokens(self, idx, max_new_tokens, temperature, top_k):
