@@ -69,7 +69,7 @@ def weighted_sum(y, seed=0):
 # quarantine grows the RSS), the source scan (no C++ in it) and the mpiexec runs (MPICH's launcher
 # and ranks would inherit the preloaded ASan runtime).
 NOT_SANITIZED = {"test_train_cli", "test_run_folder", "test_signals", "test_memory_flat",
-                 "test_no_pickle", "test_distributed"}
+                 "test_no_pickle", "test_distributed", "test_sample_cli"}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_DATA_ENV = "CGAD_TEST_DATA"
 

@@ -74,17 +74,20 @@ void pack_b(bool tb, const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64
   const int64_t kp = kpad / 2;
   std::fill(bp, bp + round_up(cols, T) / T * kp * T, 0u);
   // B(k, j) is stored (N, K) when tb, else (K, N): either way read along the stored rows
-  if (tb) {
+  if (tb) {  // a k pair of column j is two adjacent elements of stored row j: one 32-bit copy
     for (int64_t j = 0; j < cols; ++j) {
       uint32_t* d = bp + (j / T) * kp * T + j % T;
       const uint16_t* row = b + (j0 + j) * ldb;
-      for (int64_t k = 0; k < K; ++k) d[(k / 2) * T] |= uint32_t(row[k]) << (16 * (k % 2));
+      for (int64_t p = 0; p < K / 2; ++p) std::memcpy(d + p * T, row + 2 * p, 4);
+      if (K % 2) d[(K / 2) * T] = row[K - 1];
     }
-  } else {
-    for (int64_t k = 0; k < K; ++k) {
-      const uint16_t* row = b + k * ldb + j0;
-      uint32_t* d = bp + (k / 2) * T;
-      for (int64_t j = 0; j < cols; ++j) d[(j / T) * kp * T + j % T] |= uint32_t(row[j]) << (16 * (k % 2));
+  } else {  // a k pair is the same column of two stored rows
+    for (int64_t p = 0; p < (K + 1) / 2; ++p) {
+      const uint16_t* r0 = b + 2 * p * ldb + j0;
+      const uint16_t* r1 = 2 * p + 1 < K ? r0 + ldb : nullptr;
+      uint32_t* d = bp + p * T;
+      for (int64_t j = 0; j < cols; ++j)
+        d[(j / T) * kp * T + j % T] = uint32_t(r0[j]) | (r1 ? uint32_t(r1[j]) << 16 : 0u);
     }
   }
 }
