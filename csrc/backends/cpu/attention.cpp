@@ -73,15 +73,7 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, const
       for (int64_t i = 0; i < d.L; ++i) {  // p_i = softmax(scale * s_i) over the visible keys
         const int64_t n = d.keys(i, causal);
         T* pi = w.p.data() + i * d.S;
-        T mx = -INFINITY;
-        for (int64_t j = 0; j < n; ++j) mx = pi[j] > mx ? pi[j] : mx;
-        const T smx = scale * mx;
-        double l = 0;
-#pragma omp simd reduction(+ : l)
-        for (int64_t j = 0; j < n; ++j) {
-          pi[j] = vm::exp(scale * pi[j] - smx);
-          l += double(pi[j]);
-        }
+        const auto [l, smx] = exp_row(pi, n, scale);
         const T inv = T(1.0 / l);
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) pi[j] *= inv;

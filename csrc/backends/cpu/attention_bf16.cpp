@@ -89,15 +89,7 @@ void attention_forward_bf16(const Tensor& out, const Tensor& lse, const Tensor& 
         const int64_t n = d.keys(i, causal);
         float* si = w.s.data() + i * d.S;
         bf16* pi = w.p.data() + i * d.S;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < n; ++j) mx = si[j] > mx ? si[j] : mx;
-        const float smx = scale * mx;
-        double l = 0;
-#pragma omp simd reduction(+ : l)
-        for (int64_t j = 0; j < n; ++j) {
-          si[j] = vm::exp(scale * si[j] - smx);
-          l += double(si[j]);
-        }
+        const auto [l, smx] = exp_row(si, n, scale);
         const float inv = float(1.0 / l);
         for (int64_t j = 0; j < n; ++j) pi[j] = bf16(si[j] * inv);
         std::fill(pi + n, pi + d.S, bf16(0.0f));

@@ -2,7 +2,9 @@
 // attention_bf16.cpp): where each (batch, head) matrix of an operand lies, and the bf16 entry
 // points the dtype dispatch calls.
 #pragma once
+#include <utility>
 #include <vector>
+#include "backends/cpu/vmath.h"
 #include "core/tensor.h"
 #include "kernels/attention.h"
 
@@ -29,6 +31,22 @@ inline HeadMats head_mats(const Tensor& t) {
     m.off = std::move(next);
   }
   return m;
+}
+
+// One query's row of n visible scores s becomes exp(scale * s - scale * max), unnormalized;
+// returns their sum (in double: the row's normalizer) and scale * max, from which lse follows.
+template <typename T>
+std::pair<double, T> exp_row(T* s, int64_t n, T scale) {
+  T mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) mx = s[j] > mx ? s[j] : mx;
+  const T smx = scale * mx;
+  double l = 0;
+#pragma omp simd reduction(+ : l)
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = vm::exp(scale * s[j] - smx);
+    l += double(s[j]);
+  }
+  return {l, smx};
 }
 
 // bfloat16 q, k, v (and out, g, dq, dk, dv), float32 lse: QK^T, PV and the backward's products
