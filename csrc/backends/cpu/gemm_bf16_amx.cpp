@@ -28,6 +28,8 @@
                              apply_to = function)
 #endif
 
+#include "backends/cpu/bf16_avx512.h"
+
 namespace cgad::cpu::detail {
 
 namespace {
@@ -92,18 +94,6 @@ void pack_b(bool tb, const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64
   }
 }
 
-template <typename TC>
-void epilogue(const float* acc, int64_t lda_acc, int rows, int cols, float alpha, float beta, const bf16* bias, TC* C,
-              int64_t ldc) {
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) {
-      float v = alpha * acc[r * lda_acc + c];
-      if (beta != 0.0f) v += beta * float(C[r * ldc + c]);
-      if (bias) v += float(bias[c]);
-      C[r * ldc + c] = TC(v);
-    }
-}
-
 // One 32 x 32 block of C from two A panels and two B panels (either of the second pair may be
 // absent at the edges: the tile then multiplies zeros, whose results are not stored).
 template <typename TC>
@@ -129,7 +119,13 @@ void block(const bf16* a0, const bf16* a1, const uint32_t* b0, const uint32_t* b
   _tile_stored(1, &acc[0][T], 2 * T * sizeof(float));
   _tile_stored(2, &acc[T][0], 2 * T * sizeof(float));
   _tile_stored(3, &acc[T][T], 2 * T * sizeof(float));
-  epilogue(&acc[0][0], 2 * T, rows, cols, alpha, beta, bias, C, ldc);
+  for (int h = 0; h < 2; ++h) {
+    const int n = std::min<int>(int(T), cols - int(T) * h);
+    if (n <= 0) break;
+    const __mmask16 m = __mmask16(n >= 16 ? 0xffffu : (1u << n) - 1u);
+    for (int r = 0; r < rows; ++r)
+      epilogue16(C + r * ldc + T * h, _mm512_load_ps(&acc[r][T * h]), m, alpha, beta, bias ? bias + T * h : nullptr);
+  }
 }
 
 thread_local std::vector<bf16> g_apack;

@@ -31,6 +31,8 @@
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))), apply_to = function)
 #endif
 
+#include "backends/cpu/bf16_avx512.h"
+
 namespace cgad::cpu::detail {
 
 namespace {
@@ -125,20 +127,6 @@ void pack_b(bool tb, const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64
   }
 }
 
-__m512 load_bf16(const bf16* p, __mmask16 m) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
-}
-
-// Rounds to nearest even exactly as bf16(float) does (NaN stays a quiet NaN).
-void store_bf16(bf16* p, __m512 v, __mmask16 m) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i hi = _mm512_srli_epi32(u, 16);
-  const __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
-  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
-  _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(r));
-}
-
 struct Epilogue {
   float alpha, beta;
   const bf16* bias;  // global column j, or null
@@ -178,23 +166,12 @@ void tile(int64_t kp, const uint16_t* ap, int64_t ps, int64_t rs, const uint32_t
     }
     return;
   }
-  const __m512 alpha = _mm512_set1_ps(ep.alpha), beta = _mm512_set1_ps(ep.beta);
   for (int h = 0; h < 2; ++h) {
     const int n = std::min(16, cols - 16 * h);
     if (n <= 0) break;
     const __mmask16 m = __mmask16((1u << n) - 1u);
-    const __m512 bias = ep.bias ? load_bf16(ep.bias + j + 16 * h, m) : _mm512_setzero_ps();
-    for (int r = 0; r < rows; ++r) {
-      TC* out = C + r * ldc + 16 * h;
-      __m512 v = _mm512_mul_ps(c[r][h], alpha);
-      if (ep.beta != 0.0f) {
-        if constexpr (std::is_same_v<TC, float>) v = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m, out), v);
-        else v = _mm512_fmadd_ps(beta, load_bf16(out, m), v);
-      }
-      if (ep.bias) v = _mm512_add_ps(v, bias);
-      if constexpr (std::is_same_v<TC, float>) _mm512_mask_storeu_ps(out, m, v);
-      else store_bf16(out, v, m);
-    }
+    for (int r = 0; r < rows; ++r)
+      epilogue16(C + r * ldc + 16 * h, c[r][h], m, ep.alpha, ep.beta, ep.bias ? ep.bias + j + 16 * h : nullptr);
   }
 }
 
