@@ -4,11 +4,12 @@
 // kernel is slower than the float32 sgemm). Compiled by a target pragma, like the AVX-512 kernel,
 // and called by gemm_bf16.cpp only after the CPU and the kernel have granted the tile state.
 //
-// Both operands are packed for the whole of K (zero-padded to a multiple of 32): A into
-// row-major panels of 16 rows, B into panels of 16 columns of k pairs (the "VNNI" form the tile
-// instruction reads). Each 32 x 32 block of C is four accumulator tiles summed over K in order by
-// one thread, so the result does not depend on the thread count; rows of A are taken in chunks
-// whose packed panels fit in L2 while every column block of B passes over them.
+// K runs in balanced blocks of at most 4096, each zero-padded to a multiple of 32; per block both
+// operands are packed, A into row-major 16-row panels, B into 16-column panels of k pairs (the
+// "VNNI" form the tile instruction reads). Each 32 x 32 block of C is four accumulator tiles
+// summed over K in order by one thread (between k blocks in a float32 scratch), so the result
+// does not depend on the thread count; rows of A are taken in chunks whose packed panels fit in
+// L2 while every column block of B passes over them.
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -36,6 +37,7 @@ namespace {
 
 constexpr int64_t T = 16;            // rows and columns of an accumulator tile
 constexpr int64_t KT = 32;           // k of one tile product (16 pairs)
+constexpr int64_t KC = 4096;         // k of a block: 16 columns of B over it are 128 KiB
 constexpr int64_t kAChunkBytes = 1 << 20;  // packed A rows re-read by every column block: in L2
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -94,15 +96,25 @@ void pack_b(bool tb, const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64
   }
 }
 
-// One 32 x 32 block of C from two A panels and two B panels (either of the second pair may be
-// absent at the edges: the tile then multiplies zeros, whose results are not stored).
+// One 32 x 32 block of C from two A panels and two B panels over one k block (either of the
+// second pair may be absent at the edges: the tile then multiplies zeros, whose results are not
+// stored). Between k blocks the four accumulator tiles wait in the float32 scratch S (lds floats
+// a row); the last k block goes through the epilogue into C.
 template <typename TC>
-void block(const bf16* a0, const bf16* a1, const uint32_t* b0, const uint32_t* b1, int64_t kpad, int rows, int cols,
-           float alpha, float beta, const bf16* bias, TC* C, int64_t ldc) {
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
+void block(const bf16* a0, const bf16* a1, const uint32_t* b0, const uint32_t* b1, int64_t kpad, bool first, bool last,
+           float* S, int64_t lds, int rows, int cols, float alpha, float beta, const bf16* bias, TC* C, int64_t ldc) {
+  const size_t sstride = size_t(lds) * sizeof(float);
+  if (first) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  } else {
+    _tile_loadd(0, S, sstride);
+    _tile_loadd(1, S + T, sstride);
+    _tile_loadd(2, S + T * lds, sstride);
+    _tile_loadd(3, S + T * lds + T, sstride);
+  }
   const int64_t astride = kpad * int64_t(sizeof(bf16));
   for (int64_t k = 0; k < kpad; k += KT) {
     _tile_loadd(4, a0 + k, astride);
@@ -113,6 +125,13 @@ void block(const bf16* a0, const bf16* a1, const uint32_t* b0, const uint32_t* b
     _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
+  }
+  if (!last) {
+    _tile_stored(0, S, sstride);
+    _tile_stored(1, S + T, sstride);
+    _tile_stored(2, S + T * lds, sstride);
+    _tile_stored(3, S + T * lds + T, sstride);
+    return;
   }
   alignas(64) float acc[2 * T][2 * T];
   _tile_stored(0, &acc[0][0], 2 * T * sizeof(float));
@@ -130,6 +149,7 @@ void block(const bf16* a0, const bf16* a1, const uint32_t* b0, const uint32_t* b
 
 thread_local std::vector<bf16> g_apack;
 thread_local std::vector<uint32_t> g_bpack;
+thread_local std::vector<float> g_scratch;
 
 }  // namespace
 
@@ -146,42 +166,55 @@ bool amx_bf16_usable() {
 template <typename TC>
 void gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
                    const bf16* B, int64_t ldb, float beta, TC* C, int64_t ldc, const bf16* bias, int nthreads) {
-  const int64_t kpad = round_up(K, KT);
+  // K in balanced blocks of at most KC, so that a B panel's k block stays in L2 while the rows of
+  // A pass over it (a 50,257-long K would stream all of B from memory for every row chunk).
+  const int64_t nkb = (K + KC - 1) / KC, kpad = round_up((K + nkb - 1) / nkb, KT);
   const int64_t npanels = round_up(N, T) / T, nblocks = (N + 2 * T - 1) / (2 * T);
   g_bpack.resize(size_t(npanels * kpad / 2 * T + kpad / 2 * T));  // + one zero panel for odd edges
   uint32_t* bp = g_bpack.data();
   const int64_t mc = std::max<int64_t>(2 * T, kAChunkBytes / (kpad * int64_t(sizeof(bf16))) / (2 * T) * (2 * T));
   g_apack.resize(size_t((std::min(mc, round_up(M, 2 * T)) + T) * kpad));
   bf16* ap = g_apack.data();
-  uint32_t* bzero = bp + npanels * kpad / 2 * T;
+  const int64_t lds = round_up(N, 2 * T);
+  if (nkb > 1) g_scratch.resize(size_t(round_up(M, 2 * T) * lds));
+  float* S = g_scratch.data();
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
   {
     TileConfig cfg;
     _tile_loadconfig(&cfg);
+    for (int64_t k0 = 0; k0 < K; k0 += kpad) {
+      const int64_t kc = std::min(kpad, K - k0), kp = round_up(kc, KT);  // this block, padded
+      const bool first = k0 == 0, last = k0 + kc >= K;
+      const bf16* Bk = tb ? B + k0 : B + k0 * ldb;
+      const bf16* Ak = ta ? A + k0 * lda : A + k0;
+      uint32_t* bzero = bp + npanels * kp / 2 * T;
 #pragma omp for schedule(static)
-    for (int64_t q = 0; q < npanels + 1; ++q) {
-      if (q < npanels) pack_b(tb, B, ldb, q * T, std::min<int64_t>(T, N - q * T), K, kpad, bp + q * kpad / 2 * T);
-      else std::fill(bzero, bzero + kpad / 2 * T, 0u);
-    }
-    for (int64_t i0 = 0; i0 < M; i0 += mc) {
-      const int64_t rows = std::min(mc, M - i0), rpanels = round_up(rows, T) / T, mblocks = (rows + 2 * T - 1) / (2 * T);
-#pragma omp for schedule(static)
-      for (int64_t p = 0; p < rpanels + 1; ++p) {  // the extra panel: zeros for an odd last block
-        bf16* d = ap + p * T * kpad;
-        if (p < rpanels) pack_a(ta, A, lda, i0 + p * T, std::min<int64_t>(T, rows - p * T), K, kpad, d);
-        else std::fill(d, d + T * kpad, bf16(0.0f));
+      for (int64_t q = 0; q < npanels + 1; ++q) {
+        if (q < npanels) pack_b(tb, Bk, ldb, q * T, std::min<int64_t>(T, N - q * T), kc, kp, bp + q * kp / 2 * T);
+        else std::fill(bzero, bzero + kp / 2 * T, 0u);
       }
-#pragma omp for schedule(static) collapse(2)
-      for (int64_t jb = 0; jb < nblocks; ++jb)
-        for (int64_t ib = 0; ib < mblocks; ++ib) {
-          const int64_t i = ib * 2 * T, j = jb * 2 * T;
-          const bf16* a0 = ap + (2 * ib) * T * kpad;
-          const bf16* a1 = 2 * ib + 1 < rpanels ? a0 + T * kpad : ap + rpanels * T * kpad;
-          const uint32_t* b0 = bp + (2 * jb) * kpad / 2 * T;
-          const uint32_t* b1 = 2 * jb + 1 < npanels ? b0 + kpad / 2 * T : bzero;
-          block<TC>(a0, a1, b0, b1, kpad, int(std::min<int64_t>(2 * T, rows - i)), int(std::min<int64_t>(2 * T, N - j)),
-                    alpha, beta, bias ? bias + j : nullptr, C + (i0 + i) * ldc + j, ldc);
+      for (int64_t i0 = 0; i0 < M; i0 += mc) {
+        const int64_t rows = std::min(mc, M - i0), rpanels = round_up(rows, T) / T,
+                      mblocks = (rows + 2 * T - 1) / (2 * T);
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < rpanels + 1; ++p) {  // the extra panel: zeros for an odd last block
+          bf16* d = ap + p * T * kp;
+          if (p < rpanels) pack_a(ta, Ak, lda, i0 + p * T, std::min<int64_t>(T, rows - p * T), kc, kp, d);
+          else std::fill(d, d + T * kp, bf16(0.0f));
         }
+#pragma omp for schedule(static) collapse(2)
+        for (int64_t jb = 0; jb < nblocks; ++jb)
+          for (int64_t ib = 0; ib < mblocks; ++ib) {
+            const int64_t i = ib * 2 * T, j = jb * 2 * T;
+            const bf16* a0 = ap + (2 * ib) * T * kp;
+            const bf16* a1 = 2 * ib + 1 < rpanels ? a0 + T * kp : ap + rpanels * T * kp;
+            const uint32_t* b0 = bp + (2 * jb) * kp / 2 * T;
+            const uint32_t* b1 = 2 * jb + 1 < npanels ? b0 + kp / 2 * T : bzero;
+            block<TC>(a0, a1, b0, b1, kp, first, last, S + (i0 + i) * lds + j, lds,
+                      int(std::min<int64_t>(2 * T, rows - i)), int(std::min<int64_t>(2 * T, N - j)), alpha, beta,
+                      bias ? bias + j : nullptr, C + (i0 + i) * ldc + j, ldc);
+          }
+      }
     }
     _tile_release();
   }
