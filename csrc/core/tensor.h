@@ -35,6 +35,8 @@ class Tensor {
   void* raw_data() const;
   void* address() const;  // the same pointer, unchecked: for identity and overlap tests only
   template <typename T> T* data() const { return static_cast<T*>(raw_data()); }
+  // data<T>(), or null for an undefined tensor (an optional operand: a LayerNorm without bias).
+  template <typename T> T* data_or_null() const { return defined() ? data<T>() : nullptr; }
   // The storage's version counter (core/storage.h): every in-place op calls bump_version.
   uint64_t version() const;
   void bump_version() const;

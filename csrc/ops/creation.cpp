@@ -33,14 +33,12 @@ DType result_type(const Tensor& a, const Scalar& s) {
   return scat == 2 ? DType::Float32 : (scat == 1 ? DType::Int64 : DType::Bool);
 }
 
-// Not full(): a scalar operand wraps around in an integer dtype and overflows to inf in a float
-// one, as torch's does (int32 * 2**40 is 0; float32 * 1e300 is inf), without an error.
+// Not full(): a float operand overflows to inf in a float dtype, as torch's does (float32 * 1e300
+// is inf), without an error. Integer results never come here: the bindings check Python ints
+// against their integer dtype and fill those through full().
 Tensor scalar_tensor(const Scalar& s, DType dtype, Device device) {
-  double v = s.value;
-  if (dtype == DType::Int32 && std::fabs(v) < 9223372036854775808.0)  // a defined wrap, not UB
-    v = double(int32_t(uint32_t(uint64_t(int64_t(v)))));
   Tensor t = empty({}, dtype, device);
-  fill_kernel()(device, t, v);
+  fill_kernel()(device, t, s.value);
   return t;
 }
 

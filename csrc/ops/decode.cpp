@@ -17,26 +17,28 @@ CGAD_DEFINE_KERNEL(decode_logits_kernel, void(const Tensor&, const Tensor&, cons
 
 namespace {
 
-// t must be a contiguous tensor of `like`'s dtype and device with exactly `shape`.
-void check_operand(const Tensor& t, const Tensor& like, const Shape& shape, const char* op, const char* what) {
-  check_floating(t, op, what);
-  check_same_dtype(t, like, op);
+// t on `like`'s device, contiguous, with exactly `shape`.
+void check_layout(const Tensor& t, const Tensor& like, const Shape& shape, const char* op, const char* what) {
   check_same_device(t, like, op);
   if (t.shape() != shape)
     throw ValueError(str(op, ": expected ", what, " of shape ", shape_str(shape), ", got ", shape_str(t.shape())));
   if (!t.is_contiguous()) throw ValueError(str(op, ": ", what, " must be contiguous"));
 }
 
+// t must be a contiguous tensor of `like`'s dtype and device with exactly `shape`.
+void check_operand(const Tensor& t, const Tensor& like, const Shape& shape, const char* op, const char* what) {
+  check_floating(t, op, what);
+  check_same_dtype(t, like, op);
+  check_layout(t, like, shape, op, what);
+}
+
 // A weight matrix: like check_operand, but bfloat16 is allowed where x is float32.
 void check_matrix(const Tensor& t, const Tensor& x, const Shape& shape, const char* op, const char* what) {
   check_floating(t, op, what, /*allow_bf16=*/true);
-  if (t.dtype() == DType::BFloat16 && x.dtype() != DType::Float32)
-    throw TypeError(str(op, ": a bfloat16 ", what, " needs a float32 x, got ", dtype_name(x.dtype())));
   if (t.dtype() != DType::BFloat16) check_same_dtype(t, x, op);
-  check_same_device(t, x, op);
-  if (t.shape() != shape)
-    throw ValueError(str(op, ": expected ", what, " of shape ", shape_str(shape), ", got ", shape_str(t.shape())));
-  if (!t.is_contiguous()) throw ValueError(str(op, ": ", what, " must be contiguous"));
+  else if (x.dtype() != DType::Float32)
+    throw TypeError(str(op, ": a bfloat16 ", what, " needs a float32 x, got ", dtype_name(x.dtype())));
+  check_layout(t, x, shape, op, what);
 }
 
 void check_work(const Tensor& work, const Tensor& like, int64_t need, const char* op) {

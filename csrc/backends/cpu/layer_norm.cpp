@@ -88,16 +88,11 @@ void layer_norm_backward(const T* g, const T* x, const T* w_in, const T* mean, c
   }
 }
 
-template <typename T>
-T* ptr_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-
 void forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x, const Tensor& w,
              const Tensor& b, int64_t N, int64_t C, double eps) {
   dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    layer_norm_forward<T>(x.data<T>(), ptr_or_null<T>(w), ptr_or_null<T>(b), y.data<T>(), mean.data<T>(),
+    layer_norm_forward<T>(x.data<T>(), w.data_or_null<T>(), b.data_or_null<T>(), y.data<T>(), mean.data<T>(),
                           rstd.data<T>(), N, C, eps);
   });
 }
@@ -106,8 +101,8 @@ void backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor
               const Tensor& w, const Tensor& mean, const Tensor& rstd, int64_t N, int64_t C) {
   dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    layer_norm_backward<T>(g.data<T>(), x.data<T>(), ptr_or_null<T>(w), mean.data<T>(), rstd.data<T>(),
-                           ptr_or_null<T>(dx), ptr_or_null<T>(dw), ptr_or_null<T>(db), N, C);
+    layer_norm_backward<T>(g.data<T>(), x.data<T>(), w.data_or_null<T>(), mean.data<T>(), rstd.data<T>(),
+                           dx.data_or_null<T>(), dw.data_or_null<T>(), db.data_or_null<T>(), N, C);
   });
 }
 

@@ -46,7 +46,7 @@ void linear_forward(const Tensor& out, const Tensor& x, const Tensor& w, const T
   const int64_t rows = x.size(0), in_f = x.size(1), out_f = w.size(0);
   if (x.dtype() == DType::BFloat16) {  // the bias add is the GEMM's epilogue, before the one rounding
     gemm_bf16<bf16>(false, true, rows, out_f, in_f, 1.0f, x.data<bf16>(), in_f, w.data<bf16>(), in_f, 0.0f,
-                    out.data<bf16>(), out_f, b.defined() ? b.data<bf16>() : nullptr);
+                    out.data<bf16>(), out_f, b.data_or_null<bf16>());
     return;
   }
   dispatch_float(x.dtype(), "linear", [&](auto tag) {

@@ -114,11 +114,6 @@ __global__ void layer_norm_dwdb_final_kernel(const double* part, int64_t chunks,
   }
 }
 
-template <typename T>
-T* ptr_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-
 void forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x, const Tensor& w,
              const Tensor& b, int64_t N, int64_t C, double eps) {
   if (N == 0) return;
@@ -126,7 +121,7 @@ void forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tens
   dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     layer_norm_forward_kernel_<T><<<row_blocks(N), row_block_threads(C), 0, stream(x.device().index)>>>(
-        x.data<T>(), ptr_or_null<T>(w), ptr_or_null<T>(b), y.data<T>(), mean.data<T>(), rstd.data<T>(), N, C, eps);
+        x.data<T>(), w.data_or_null<T>(), b.data_or_null<T>(), y.data<T>(), mean.data<T>(), rstd.data<T>(), N, C, eps);
   });
   CGAD_CUDA_CHECK_LAUNCH();
 }
@@ -139,7 +134,7 @@ void backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor
     using T = typename decltype(tag)::type;
     if (dx.defined() && N > 0 && C > 0) {
       layer_norm_dx_kernel<T><<<row_blocks(N), row_block_threads(C), 0, s>>>(
-          g.data<T>(), x.data<T>(), ptr_or_null<T>(w), mean.data<T>(), rstd.data<T>(), dx.data<T>(), N, C);
+          g.data<T>(), x.data<T>(), w.data_or_null<T>(), mean.data<T>(), rstd.data<T>(), dx.data<T>(), N, C);
       CGAD_CUDA_CHECK_LAUNCH();
     }
     if ((dw.defined() || db.defined()) && C > 0) {
@@ -154,7 +149,7 @@ void backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor
       }
       constexpr int kThreads = 256;
       layer_norm_dwdb_final_kernel<T><<<unsigned((C + kThreads - 1) / kThreads), kThreads, 0, s>>>(
-          part.data<double>(), chunks, ptr_or_null<T>(dw), ptr_or_null<T>(db), C);
+          part.data<double>(), chunks, dw.data_or_null<T>(), db.data_or_null<T>(), C);
       CGAD_CUDA_CHECK_LAUNCH();
     }
   });
