@@ -12,6 +12,47 @@ inline __m512 load_bf16(const bf16* p, __mmask16 m) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
 
+// Two rows of bf16 as 16 k pairs (r0's element in the low half, r1's in the high; r1 null: zeros):
+// the 32-bit form `vdpbf16ps` and the AMX tiles read. nc columns are real, the rest zeros.
+inline __m512i interleave_rows(const uint16_t* r0, const uint16_t* r1, int64_t nc) {
+  const __mmask16 m = __mmask16(nc >= 16 ? 0xffffu : (1u << nc) - 1u);
+  const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r0));
+  if (!r1) return lo;
+  return _mm512_or_si512(lo, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r1)), 16));
+}
+
+// One round of transpose16x16_epi32: swaps the off-diagonal b x b blocks of every 2b x 2b block.
+template <int b>
+inline void transpose_round(__m512i r[16]) {
+  // row i takes its own column c where c & b is clear, else row i + b's column c - b; row i + b
+  // takes row i's column c + b where c & b is clear, else its own (16 + : the second source)
+#define CGAD_LO(c) ((c) & b ? 16 + (c) - b : (c))
+#define CGAD_HI(c) ((c) & b ? 16 + (c) : (c) + b)
+  const __m512i lo = _mm512_setr_epi32(CGAD_LO(0), CGAD_LO(1), CGAD_LO(2), CGAD_LO(3), CGAD_LO(4), CGAD_LO(5),
+                                       CGAD_LO(6), CGAD_LO(7), CGAD_LO(8), CGAD_LO(9), CGAD_LO(10), CGAD_LO(11),
+                                       CGAD_LO(12), CGAD_LO(13), CGAD_LO(14), CGAD_LO(15));
+  const __m512i hi = _mm512_setr_epi32(CGAD_HI(0), CGAD_HI(1), CGAD_HI(2), CGAD_HI(3), CGAD_HI(4), CGAD_HI(5),
+                                       CGAD_HI(6), CGAD_HI(7), CGAD_HI(8), CGAD_HI(9), CGAD_HI(10), CGAD_HI(11),
+                                       CGAD_HI(12), CGAD_HI(13), CGAD_HI(14), CGAD_HI(15));
+#undef CGAD_LO
+#undef CGAD_HI
+  for (int i = 0; i < 16; ++i) {
+    if (i & b) continue;
+    const __m512i x = r[i], y = r[i + b];
+    r[i] = _mm512_permutex2var_epi32(x, lo, y);
+    r[i + b] = _mm512_permutex2var_epi32(x, hi, y);
+  }
+}
+
+// Transposes the 16 x 16 matrix of 32-bit elements in r (row i in r[i]) in place, in four rounds
+// of 16 two-source permutes.
+inline void transpose16x16_epi32(__m512i r[16]) {
+  transpose_round<8>(r);
+  transpose_round<4>(r);
+  transpose_round<2>(r);
+  transpose_round<1>(r);
+}
+
 // Rounds to nearest even exactly as bf16(float) does (NaN stays a quiet NaN).
 inline void store_bf16(bf16* p, __m512 v, __mmask16 m) {
   const __m512i u = _mm512_castps_si512(v);

@@ -11,12 +11,13 @@
 // does not depend on the thread count; rows of A are taken in chunks whose packed panels fit in
 // L2 while every column block of B passes over them.
 #include <immintrin.h>
+#include <omp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
-#include <vector>
+#include "backends/cpu/aligned_buffer.h"
 #include "backends/cpu/gemm_bf16.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -56,53 +57,69 @@ struct alignas(64) TileConfig {
   }
 };
 
-// A rows [i0, i0 + rows) into 16-row panels of kpad bf16 each (row-major; zeros past K and past
-// the last row): panel p, row r, k at ap[(p * 16 + r) * kpad + k].
+// A rows [i0, i0 + rows) (at most 16) into a 16-row panel of kpad bf16 a row (row-major; zeros
+// past K and past the last row): row r, k at ap[r * kpad + k].
 void pack_a(bool ta, const bf16* A, int64_t lda, int64_t i0, int64_t rows, int64_t K, int64_t kpad, bf16* ap) {
-  const int64_t prow = round_up(rows, T);
+  int64_t k = 0;
   if (!ta) {
     for (int64_t r = 0; r < rows; ++r) std::memcpy(ap + r * kpad, A + (i0 + r) * lda, size_t(K) * sizeof(bf16));
-  } else {  // A stored (K, M): element (i, k) at A[k * lda + i]; read along its rows
-    for (int64_t k = 0; k < K; ++k) {
-      const bf16* src = A + k * lda + i0;
-      for (int64_t r = 0; r < rows; ++r) ap[r * kpad + k] = src[r];
+    k = K;
+  } else {  // A stored (K, M): element (i, k) at A[k * lda + i]. 32 k at a time: two stored rows
+    // interleaved give 16 k pairs of the panel's 16 rows, whose transpose is the panel's rows.
+    const uint16_t* a = reinterpret_cast<const uint16_t*>(A) + i0;
+    for (; k + KT <= K; k += KT) {
+      __m512i v[16];
+      for (int p = 0; p < 16; ++p) v[p] = interleave_rows(a + (k + 2 * p) * lda, a + (k + 2 * p + 1) * lda, rows);
+      transpose16x16_epi32(v);
+      for (int64_t r = 0; r < rows; ++r) _mm512_storeu_si512(ap + r * kpad + k, v[r]);
     }
+    for (int64_t kk = k; kk < K; ++kk)
+      for (int64_t r = 0; r < rows; ++r) ap[r * kpad + kk] = A[kk * lda + i0 + r];
+    k = K;
   }
-  for (int64_t r = 0; r < prow; ++r) std::fill(ap + r * kpad + (r < rows ? K : 0), ap + (r + 1) * kpad, bf16(0.0f));
+  for (int64_t r = 0; r < T; ++r) std::fill(ap + r * kpad + (r < rows ? k : 0), ap + (r + 1) * kpad, bf16(0.0f));
 }
 
-// B columns [j0, j0 + cols) into 16-column panels of kpad / 2 k pairs: panel q, pair p, column c
-// at bp[(q * kpad / 2 + p) * 16 + c] = (B(2p, j), B(2p + 1, j)) (zeros past K and the last column).
+// B columns [j0, j0 + cols) (at most 16) into a 16-column panel of kpad / 2 k pairs: pair p,
+// column c at bp[p * 16 + c] = (B(2p, j0 + c), B(2p + 1, j0 + c)) (zeros past K and the last column).
 void pack_b(bool tb, const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64_t K, int64_t kpad, uint32_t* bp) {
   const uint16_t* b = reinterpret_cast<const uint16_t*>(B);
   const int64_t kp = kpad / 2;
-  std::fill(bp, bp + round_up(cols, T) / T * kp * T, 0u);
-  // B(k, j) is stored (N, K) when tb, else (K, N): either way read along the stored rows
-  if (tb) {  // a k pair of column j is two adjacent elements of stored row j: one 32-bit copy
+  int64_t p = 0;
+  if (tb) {  // B(k, j) stored (N, K): 16 pairs of a stored row are one 64-byte load; 16 rows
+    // transposed give the panel's 16 pair rows
+    const __mmask16 m = __mmask16(cols >= 16 ? 0xffffu : (1u << cols) - 1u);
+    for (; 2 * p + KT <= K; p += 16) {
+      __m512i v[16];
+      for (int c = 0; c < 16; ++c)
+        v[c] = (m >> c) & 1 ? _mm512_loadu_si512(b + (j0 + c) * ldb + 2 * p) : _mm512_setzero_si512();
+      transpose16x16_epi32(v);
+      for (int q = 0; q < 16; ++q) _mm512_storeu_si512(bp + (p + q) * T, v[q]);
+    }
+    std::fill(bp + p * T, bp + kp * T, 0u);
     for (int64_t j = 0; j < cols; ++j) {
-      uint32_t* d = bp + (j / T) * kp * T + j % T;
       const uint16_t* row = b + (j0 + j) * ldb;
-      for (int64_t p = 0; p < K / 2; ++p) std::memcpy(d + p * T, row + 2 * p, 4);
-      if (K % 2) d[(K / 2) * T] = row[K - 1];
+      for (int64_t pp = p; pp < K / 2; ++pp) std::memcpy(bp + pp * T + j, row + 2 * pp, 4);
+      if (K % 2) bp[(K / 2) * T + j] = row[K - 1];
     }
-  } else {  // a k pair is the same column of two stored rows
-    for (int64_t p = 0; p < (K + 1) / 2; ++p) {
+  } else {  // B stored (K, N): a k pair is the same columns of two stored rows, interleaved
+    for (; 2 * p < K; ++p) {
       const uint16_t* r0 = b + 2 * p * ldb + j0;
-      const uint16_t* r1 = 2 * p + 1 < K ? r0 + ldb : nullptr;
-      uint32_t* d = bp + p * T;
-      for (int64_t j = 0; j < cols; ++j)
-        d[(j / T) * kp * T + j % T] = uint32_t(r0[j]) | (r1 ? uint32_t(r1[j]) << 16 : 0u);
+      _mm512_storeu_si512(bp + p * T, interleave_rows(r0, 2 * p + 1 < K ? r0 + ldb : nullptr, cols));
     }
+    std::fill(bp + p * T, bp + kp * T, 0u);
   }
 }
 
-// One 32 x 32 block of C from two A panels and two B panels over one k block (either of the
+// One 32 x 32 block of C from two A panels (packed, or 16 rows of A read in place: the panel's
+// row stride in bytes comes with it) and two B panels over one k block (either of the
 // second pair may be absent at the edges: the tile then multiplies zeros, whose results are not
 // stored). Between k blocks the four accumulator tiles wait in the float32 scratch S (lds floats
 // a row); the last k block goes through the epilogue into C.
 template <typename TC>
-void block(const bf16* a0, const bf16* a1, const uint32_t* b0, const uint32_t* b1, int64_t kpad, bool first, bool last,
-           float* S, int64_t lds, int rows, int cols, float alpha, float beta, const bf16* bias, TC* C, int64_t ldc) {
+void block(const bf16* a0, int64_t astride0, const bf16* a1, int64_t astride1, const uint32_t* b0, const uint32_t* b1,
+           int64_t kpad, bool first, bool last, float* S, int64_t lds, int rows, int cols, float alpha, float beta,
+           const bf16* bias, TC* C, int64_t ldc) {
   const size_t sstride = size_t(lds) * sizeof(float);
   if (first) {
     _tile_zero(0);
@@ -115,10 +132,9 @@ void block(const bf16* a0, const bf16* a1, const uint32_t* b0, const uint32_t* b
     _tile_loadd(2, S + T * lds, sstride);
     _tile_loadd(3, S + T * lds + T, sstride);
   }
-  const int64_t astride = kpad * int64_t(sizeof(bf16));
   for (int64_t k = 0; k < kpad; k += KT) {
-    _tile_loadd(4, a0 + k, astride);
-    _tile_loadd(5, a1 + k, astride);
+    _tile_loadd(4, a0 + k, astride0);
+    _tile_loadd(5, a1 + k, astride1);
     _tile_loadd(6, b0 + (k / 2) * T, 64);
     _tile_loadd(7, b1 + (k / 2) * T, 64);
     _tile_dpbf16ps(0, 4, 6);
@@ -147,9 +163,34 @@ void block(const bf16* a0, const bf16* a1, const uint32_t* b0, const uint32_t* b
   }
 }
 
-thread_local std::vector<bf16> g_apack;
-thread_local std::vector<uint32_t> g_bpack;
-thread_local std::vector<float> g_scratch;
+// Reused between calls, so a training step does not fault in fresh pages for every GEMM.
+thread_local AlignedBuffer<bf16> g_apack;
+thread_local AlignedBuffer<uint32_t> g_bpack;
+thread_local AlignedBuffer<float> g_scratch;
+
+// The threads' split of the (mblocks x nblocks) grid of 32 x 32 blocks of C into tm x tn
+// rectangles: the most even split (the slowest thread's blocks), then the one reading the fewest
+// operand rows and columns (each thread packs the A rows and B columns of its own rectangle).
+struct Split {
+  int tm = 1, tn = 1;
+};
+Split split_grid(int nthreads, int64_t mblocks, int64_t nblocks) {
+  Split best;
+  int64_t best_work = -1, best_reads = 0;
+  for (int tm = 1; tm <= nthreads; ++tm) {
+    if (nthreads % tm) continue;
+    const int tn = nthreads / tm;
+    if (tm > mblocks || tn > nblocks) continue;
+    const int64_t mr = (mblocks + tm - 1) / tm, nr = (nblocks + tn - 1) / tn;
+    const int64_t work = mr * nr, reads = mr + nr;
+    if (best_work < 0 || work < best_work || (work == best_work && reads < best_reads)) {
+      best = {tm, tn};
+      best_work = work;
+      best_reads = reads;
+    }
+  }
+  return best;  // 1 x 1 when the grid has fewer blocks than any split needs
+}
 
 }  // namespace
 
@@ -169,54 +210,72 @@ void gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
   // K in balanced blocks of at most KC, so that a B panel's k block stays in L2 while the rows of
   // A pass over it (a 50,257-long K would stream all of B from memory for every row chunk).
   const int64_t nkb = (K + KC - 1) / KC, kpad = round_up((K + nkb - 1) / nkb, KT);
-  const int64_t npanels = round_up(N, T) / T, nblocks = (N + 2 * T - 1) / (2 * T);
-  g_bpack.resize(size_t(npanels * kpad / 2 * T + kpad / 2 * T));  // + one zero panel for odd edges
-  uint32_t* bp = g_bpack.data();
+  const int64_t mblocks = (M + 2 * T - 1) / (2 * T), nblocks = (N + 2 * T - 1) / (2 * T);
+  // Rows of A per chunk: their packed panels fit in L2 while every column block passes over them.
   const int64_t mc = std::max<int64_t>(2 * T, kAChunkBytes / (kpad * int64_t(sizeof(bf16))) / (2 * T) * (2 * T));
-  g_apack.resize(size_t((std::min(mc, round_up(M, 2 * T)) + T) * kpad));
-  bf16* ap = g_apack.data();
   const int64_t lds = round_up(N, 2 * T);
-  if (nkb > 1) g_scratch.resize(size_t(round_up(M, 2 * T) * lds));
-  float* S = g_scratch.data();
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+  float* S = nkb > 1 ? g_scratch.get(size_t(round_up(M, 2 * T) * lds)) : nullptr;
+  const Split sp = split_grid(nthreads, mblocks, nblocks);
+  // Each thread owns one rectangle of C and packs what it reads itself: a panel packed by the
+  // other core would be read from that core's cache (measured: 4-5x slower than the local L2).
+#pragma omp parallel num_threads(sp.tm * sp.tn) if (sp.tm * sp.tn > 1)
   {
-    TileConfig cfg;
-    _tile_loadconfig(&cfg);
-    for (int64_t k0 = 0; k0 < K; k0 += kpad) {
-      const int64_t kc = std::min(kpad, K - k0), kp = round_up(kc, KT);  // this block, padded
-      const bool first = k0 == 0, last = k0 + kc >= K;
-      const bf16* Bk = tb ? B + k0 : B + k0 * ldb;
-      const bf16* Ak = ta ? A + k0 * lda : A + k0;
-      uint32_t* bzero = bp + npanels * kp / 2 * T;
-#pragma omp for schedule(static)
-      for (int64_t q = 0; q < npanels + 1; ++q) {
-        if (q < npanels) pack_b(tb, Bk, ldb, q * T, std::min<int64_t>(T, N - q * T), kc, kp, bp + q * kp / 2 * T);
-        else std::fill(bzero, bzero + kp / 2 * T, 0u);
-      }
-      for (int64_t i0 = 0; i0 < M; i0 += mc) {
-        const int64_t rows = std::min(mc, M - i0), rpanels = round_up(rows, T) / T,
-                      mblocks = (rows + 2 * T - 1) / (2 * T);
-#pragma omp for schedule(static)
-        for (int64_t p = 0; p < rpanels + 1; ++p) {  // the extra panel: zeros for an odd last block
-          bf16* d = ap + p * T * kp;
-          if (p < rpanels) pack_a(ta, Ak, lda, i0 + p * T, std::min<int64_t>(T, rows - p * T), kc, kp, d);
-          else std::fill(d, d + T * kp, bf16(0.0f));
-        }
-#pragma omp for schedule(static) collapse(2)
-        for (int64_t jb = 0; jb < nblocks; ++jb)
-          for (int64_t ib = 0; ib < mblocks; ++ib) {
-            const int64_t i = ib * 2 * T, j = jb * 2 * T;
-            const bf16* a0 = ap + (2 * ib) * T * kp;
-            const bf16* a1 = 2 * ib + 1 < rpanels ? a0 + T * kp : ap + rpanels * T * kp;
-            const uint32_t* b0 = bp + (2 * jb) * kp / 2 * T;
-            const uint32_t* b1 = 2 * jb + 1 < npanels ? b0 + kp / 2 * T : bzero;
-            block<TC>(a0, a1, b0, b1, kp, first, last, S + (i0 + i) * lds + j, lds,
-                      int(std::min<int64_t>(2 * T, rows - i)), int(std::min<int64_t>(2 * T, N - j)), alpha, beta,
-                      bias ? bias + j : nullptr, C + (i0 + i) * ldc + j, ldc);
+    const int tid = omp_get_thread_num(), ti = tid / sp.tn, tj = tid % sp.tn;
+    const int64_t mr = (mblocks + sp.tm - 1) / sp.tm, nr = (nblocks + sp.tn - 1) / sp.tn;
+    const int64_t mb0 = ti * mr, mb1 = std::min(mblocks, mb0 + mr), nb0 = tj * nr, nb1 = std::min(nblocks, nb0 + nr);
+    const int64_t row0 = mb0 * 2 * T, row1 = std::min(M, mb1 * 2 * T);
+    const int64_t col0 = nb0 * 2 * T, col1 = std::min(N, nb1 * 2 * T), tpanels = (col1 - col0 + T - 1) / T;
+    if (row0 < row1 && col0 < col1) {
+      TileConfig cfg;
+      _tile_loadconfig(&cfg);
+      // This thread's B columns over a k block (+ one zero panel for an odd edge), packed during
+      // its first row chunk and read again by the others; its A panels of one chunk (+ a zero panel).
+      uint32_t* bp = g_bpack.get(size_t((tpanels + 1) * kpad / 2 * T));
+      bf16* ap = g_apack.get(size_t((std::min(mc, row1 - row0) + 2 * T) * kpad));
+      for (int64_t k0 = 0; k0 < K; k0 += kpad) {
+        const int64_t kc = std::min(kpad, K - k0), kp = round_up(kc, KT);  // this block, padded
+        const bool first = k0 == 0, last = k0 + kc >= K;
+        const bf16* Bk = tb ? B + k0 : B + k0 * ldb;
+        const bf16* Ak = ta ? A + k0 * lda : A + k0;
+        const int64_t pstride = kp / 2 * T;  // uint32 of one packed B panel
+        uint32_t* bzero = bp + tpanels * pstride;
+        std::fill(bzero, bzero + pstride, 0u);
+        // A row-major with whole tiles of k is read in place (16 rows at its own stride); only a
+        // last, partial panel is packed
+        const bool direct = !ta && kc == kp;
+        for (int64_t i0 = row0; i0 < row1; i0 += mc) {
+          const int64_t rows = std::min(mc, row1 - i0), rpanels = (rows + T - 1) / T;
+          bf16* azero = ap + rpanels * T * kp;
+          std::fill(azero, azero + T * kp, bf16(0.0f));
+          for (int64_t p = 0; p < rpanels; ++p) {
+            const int64_t n = std::min<int64_t>(T, rows - p * T);
+            if (!direct || n < T) pack_a(ta, Ak, lda, i0 + p * T, n, kc, kp, ap + p * T * kp);
           }
+          for (int64_t jb = nb0; jb < nb1; ++jb) {
+            const int64_t q = 2 * (jb - nb0), j = jb * 2 * T;
+            if (i0 == row0)
+              for (int64_t h = 0; h < 2 && j + h * T < N; ++h)
+                pack_b(tb, Bk, ldb, j + h * T, std::min<int64_t>(T, N - j - h * T), kc, kp, bp + (q + h) * pstride);
+            const uint32_t* b0 = bp + q * pstride;
+            const uint32_t* b1 = j + T < N ? b0 + pstride : bzero;
+            for (int64_t i = i0; i < i0 + rows; i += 2 * T) {
+              const bf16* a[2];
+              int64_t as[2];
+              for (int h = 0; h < 2; ++h) {
+                const int64_t r = i + h * T, p = (r - i0) / T;
+                if (r >= M) a[h] = azero, as[h] = kp * int64_t(sizeof(bf16));
+                else if (direct && r + T <= M) a[h] = Ak + r * lda, as[h] = lda * int64_t(sizeof(bf16));
+                else a[h] = ap + p * T * kp, as[h] = kp * int64_t(sizeof(bf16));
+              }
+              block<TC>(a[0], as[0], a[1], as[1], b0, b1, kp, first, last, S ? S + i * lds + j : nullptr, lds,
+                        int(std::min<int64_t>(2 * T, M - i)), int(std::min<int64_t>(2 * T, N - j)), alpha, beta,
+                        bias ? bias + j : nullptr, C + i * ldc + j, ldc);
+            }
+          }
+        }
       }
+      _tile_release();
     }
-    _tile_release();
   }
 }
 

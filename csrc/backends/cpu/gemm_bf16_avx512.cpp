@@ -17,7 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
-#include <vector>
+#include "backends/cpu/aligned_buffer.h"
 #include "backends/cpu/gemm_bf16.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -67,15 +67,6 @@ void pack_a(const bf16* A, int64_t lda, int64_t i0, int64_t rows, int64_t k0, in
     for (int64_t p = 0; p < kc / 2; ++p) d[p * MR + r] = pair(row[2 * p], row[2 * p + 1]);
     if (kc % 2) d[(kp - 1) * MR + r] = pair(row[kc - 1], 0);
   }
-}
-
-// Pairs of two rows of bf16 (r1 null: zeros), 16 columns from j, nc of them real (masked loads
-// zero the rest, which is the padding).
-__m512i interleave_rows(const uint16_t* r0, const uint16_t* r1, int64_t nc) {
-  const __mmask16 m = __mmask16(nc >= 16 ? 0xffffu : (1u << nc) - 1u);
-  const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r0));
-  if (!r1) return lo;
-  return _mm512_or_si512(lo, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r1)), 16));
 }
 
 // pack_a for a transposed A (grad_W = g^T x): A's stored rows run along i, so each k pair of a
@@ -176,8 +167,8 @@ void tile(int64_t kp, const uint16_t* ap, int64_t ps, int64_t rs, const uint32_t
 }
 
 // Reused between calls, so a training step does not fault in fresh pages for every GEMM.
-thread_local std::vector<uint32_t> g_apack, g_bpack;
-thread_local std::vector<float> g_scratch;
+thread_local AlignedBuffer<uint32_t> g_apack, g_bpack;
+thread_local AlignedBuffer<float> g_scratch;
 
 }  // namespace
 
@@ -188,13 +179,10 @@ void gemm_bf16_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
   const int64_t kc_max = round_up((K + nkb - 1) / nkb, 2);  // balanced, even k blocks
   const int64_t nc_block = std::clamp<int64_t>(kBBlockBytes / (2 * kc_max) / NR * NR, NR, NC);
   const int64_t mc_max = std::min(MC, round_up(M, MR)), nc_max = std::min(nc_block, round_up(N, NR));
-  g_apack.resize(size_t(mc_max * kc_max / 2));
-  g_bpack.resize(size_t(nc_max * kc_max / 2));
+  uint32_t* ap = g_apack.get(size_t(mc_max * kc_max / 2));
+  uint32_t* bp = g_bpack.get(size_t(nc_max * kc_max / 2));
   const int64_t lds = round_up(N, NR);
-  if (nkb > 1) g_scratch.resize(size_t(round_up(M, MR) * lds));
-  uint32_t* ap = g_apack.data();
-  uint32_t* bp = g_bpack.data();
-  float* S = g_scratch.data();
+  float* S = nkb > 1 ? g_scratch.get(size_t(round_up(M, MR) * lds)) : nullptr;
   const Epilogue ep{alpha, beta, bias};
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
   for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
