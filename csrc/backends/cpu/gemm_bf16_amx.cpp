@@ -57,58 +57,83 @@ struct alignas(64) TileConfig {
   }
 };
 
-// A rows [i0, i0 + rows) (at most 16) into a 16-row panel of kpad bf16 a row (row-major; zeros
-// past K and past the last row): row r, k at ap[r * kpad + k].
+// Software prefetch distance of the packers that walk down a stored column strip (a transposed
+// A, a B stored (K, N)): the rows are far apart, which the hardware prefetchers do not follow.
+constexpr int64_t kPrefetchRows = 16;
+
+// A rows [i0, i0 + rows) (at most 32) into two consecutive 16-row panels of kpad bf16 a row
+// (row-major; zeros past K and past the last row): row r, k at ap[r * kpad + k].
 void pack_a(bool ta, const bf16* A, int64_t lda, int64_t i0, int64_t rows, int64_t K, int64_t kpad, bf16* ap) {
   int64_t k = 0;
   if (!ta) {
     for (int64_t r = 0; r < rows; ++r) std::memcpy(ap + r * kpad, A + (i0 + r) * lda, size_t(K) * sizeof(bf16));
     k = K;
   } else {  // A stored (K, M): element (i, k) at A[k * lda + i]. 32 k at a time: two stored rows
-    // interleaved give 16 k pairs of the panel's 16 rows, whose transpose is the panel's rows.
+    // interleaved give 16 k pairs of a panel's 16 rows, whose transpose is the panel's rows; both
+    // panels from the same 64-byte lines of the stored rows.
     const uint16_t* a = reinterpret_cast<const uint16_t*>(A) + i0;
     for (; k + KT <= K; k += KT) {
-      __m512i v[16];
-      for (int p = 0; p < 16; ++p) v[p] = interleave_rows(a + (k + 2 * p) * lda, a + (k + 2 * p + 1) * lda, rows);
-      transpose16x16_epi32(v);
-      for (int64_t r = 0; r < rows; ++r) _mm512_storeu_si512(ap + r * kpad + k, v[r]);
+      for (int p = 0; p < KT && k + KT + kPrefetchRows + p < K; ++p)
+        _mm_prefetch(reinterpret_cast<const char*>(a + (k + KT + kPrefetchRows + p) * lda), _MM_HINT_T0);
+      for (int64_t h = 0; h < 2 && h * T < rows; ++h) {
+        const int64_t n = std::min<int64_t>(T, rows - h * T);
+        __m512i v[16];
+        for (int p = 0; p < 16; ++p)
+          v[p] = interleave_rows(a + (k + 2 * p) * lda + h * T, a + (k + 2 * p + 1) * lda + h * T, n);
+        transpose16x16_epi32(v);
+        for (int64_t r = 0; r < n; ++r) _mm512_storeu_si512(ap + (h * T + r) * kpad + k, v[r]);
+      }
     }
     for (int64_t kk = k; kk < K; ++kk)
       for (int64_t r = 0; r < rows; ++r) ap[r * kpad + kk] = A[kk * lda + i0 + r];
     k = K;
   }
-  for (int64_t r = 0; r < T; ++r) std::fill(ap + r * kpad + (r < rows ? k : 0), ap + (r + 1) * kpad, bf16(0.0f));
+  const int64_t prow = rows > T ? 2 * T : T;
+  for (int64_t r = 0; r < prow; ++r) std::fill(ap + r * kpad + (r < rows ? k : 0), ap + (r + 1) * kpad, bf16(0.0f));
 }
 
-// B columns [j0, j0 + cols) (at most 16) into a 16-column panel of kpad / 2 k pairs: pair p,
-// column c at bp[p * 16 + c] = (B(2p, j0 + c), B(2p + 1, j0 + c)) (zeros past K and the last column).
+// B columns [j0, j0 + cols) (at most 32) into two consecutive 16-column panels of kpad / 2 k
+// pairs (the second only when cols > 16): pair p, column c of a panel at bp[p * 16 + c] =
+// (B(2p, j), B(2p + 1, j)) (zeros past K and the last column).
 void pack_b(bool tb, const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64_t K, int64_t kpad, uint32_t* bp) {
   const uint16_t* b = reinterpret_cast<const uint16_t*>(B);
   const int64_t kp = kpad / 2;
-  int64_t p = 0;
-  if (tb) {  // B(k, j) stored (N, K): 16 pairs of a stored row are one 64-byte load; 16 rows
-    // transposed give the panel's 16 pair rows
-    const __mmask16 m = __mmask16(cols >= 16 ? 0xffffu : (1u << cols) - 1u);
+  for (int64_t h = 0; tb && h < 2 && h * T < cols; ++h) {
+    // B(k, j) stored (N, K): 16 pairs of a stored row are one 64-byte load; 16 rows transposed
+    // give the panel's 16 pair rows
+    const int64_t n = std::min<int64_t>(T, cols - h * T);
+    const uint16_t* rows = b + (j0 + h * T) * ldb;
+    uint32_t* d = bp + h * kp * T;
+    int64_t p = 0;
     for (; 2 * p + KT <= K; p += 16) {
       __m512i v[16];
-      for (int c = 0; c < 16; ++c)
-        v[c] = (m >> c) & 1 ? _mm512_loadu_si512(b + (j0 + c) * ldb + 2 * p) : _mm512_setzero_si512();
+      for (int c = 0; c < 16; ++c) v[c] = c < n ? _mm512_loadu_si512(rows + c * ldb + 2 * p) : _mm512_setzero_si512();
       transpose16x16_epi32(v);
-      for (int q = 0; q < 16; ++q) _mm512_storeu_si512(bp + (p + q) * T, v[q]);
+      for (int q = 0; q < 16; ++q) _mm512_storeu_si512(d + (p + q) * T, v[q]);
     }
-    std::fill(bp + p * T, bp + kp * T, 0u);
-    for (int64_t j = 0; j < cols; ++j) {
-      const uint16_t* row = b + (j0 + j) * ldb;
-      for (int64_t pp = p; pp < K / 2; ++pp) std::memcpy(bp + pp * T + j, row + 2 * pp, 4);
-      if (K % 2) bp[(K / 2) * T + j] = row[K - 1];
+    std::fill(d + p * T, d + kp * T, 0u);
+    for (int64_t j = 0; j < n; ++j) {
+      const uint16_t* row = rows + j * ldb;
+      for (int64_t pp = p; pp < K / 2; ++pp) std::memcpy(d + pp * T + j, row + 2 * pp, 4);
+      if (K % 2) d[(K / 2) * T + j] = row[K - 1];
     }
-  } else {  // B stored (K, N): a k pair is the same columns of two stored rows, interleaved
-    for (; 2 * p < K; ++p) {
-      const uint16_t* r0 = b + 2 * p * ldb + j0;
-      _mm512_storeu_si512(bp + p * T, interleave_rows(r0, 2 * p + 1 < K ? r0 + ldb : nullptr, cols));
-    }
-    std::fill(bp + p * T, bp + kp * T, 0u);
   }
+  if (tb) return;
+  // B stored (K, N): a k pair is the same columns of two stored rows, interleaved; both panels
+  // from the same 64-byte lines
+  int64_t p = 0;
+  for (; 2 * p < K; ++p) {
+    const uint16_t* r0 = b + 2 * p * ldb + j0;
+    const uint16_t* r1 = 2 * p + 1 < K ? r0 + ldb : nullptr;
+    if (2 * p + kPrefetchRows < K) {
+      _mm_prefetch(reinterpret_cast<const char*>(r0 + kPrefetchRows * ldb), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(r0 + (kPrefetchRows + 1) * ldb), _MM_HINT_T0);
+    }
+    _mm512_storeu_si512(bp + p * T, interleave_rows(r0, r1, std::min<int64_t>(T, cols)));
+    if (cols > T) _mm512_storeu_si512(bp + (kp + p) * T, interleave_rows(r0 + T, r1 ? r1 + T : nullptr, cols - T));
+  }
+  std::fill(bp + p * T, bp + kp * T, 0u);
+  if (cols > T) std::fill(bp + (kp + p) * T, bp + 2 * kp * T, 0u);
 }
 
 // One 32 x 32 block of C from two A panels (packed, or 16 rows of A read in place: the panel's
@@ -247,15 +272,15 @@ void gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
           const int64_t rows = std::min(mc, row1 - i0), rpanels = (rows + T - 1) / T;
           bf16* azero = ap + rpanels * T * kp;
           std::fill(azero, azero + T * kp, bf16(0.0f));
-          for (int64_t p = 0; p < rpanels; ++p) {
-            const int64_t n = std::min<int64_t>(T, rows - p * T);
-            if (!direct || n < T) pack_a(ta, Ak, lda, i0 + p * T, n, kc, kp, ap + p * T * kp);
+          if (direct) {  // only a last, partial panel
+            if (rows % T) pack_a(ta, Ak, lda, i0 + rows / T * T, rows % T, kc, kp, ap + rows / T * T * kp);
+          } else {
+            for (int64_t p = 0; p < rpanels; p += 2)
+              pack_a(ta, Ak, lda, i0 + p * T, std::min<int64_t>(2 * T, rows - p * T), kc, kp, ap + p * T * kp);
           }
           for (int64_t jb = nb0; jb < nb1; ++jb) {
             const int64_t q = 2 * (jb - nb0), j = jb * 2 * T;
-            if (i0 == row0)
-              for (int64_t h = 0; h < 2 && j + h * T < N; ++h)
-                pack_b(tb, Bk, ldb, j + h * T, std::min<int64_t>(T, N - j - h * T), kc, kp, bp + (q + h) * pstride);
+            if (i0 == row0) pack_b(tb, Bk, ldb, j, std::min<int64_t>(2 * T, N - j), kc, kp, bp + q * pstride);
             const uint32_t* b0 = bp + q * pstride;
             const uint32_t* b1 = j + T < N ? b0 + pstride : bzero;
             for (int64_t i = i0; i < i0 + rows; i += 2 * T) {
