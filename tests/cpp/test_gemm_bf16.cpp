@@ -105,6 +105,13 @@ int main() {
   run_case<cgad::bf16>({17, 45, 33}, true, false, false, -1.5f, 1.0f, g);
   // one GEMM big enough to run on every thread, with several row and column blocks
   run_case<cgad::bf16>({2100, 2090, 40}, false, true, true, 1.0f, 0.0f, g);
+  // the AMX kernel's blocking: several row chunks (each thread's rows in L2-sized chunks) with a
+  // partial last panel, threads splitting the columns rather than the rows, and several k
+  // blocks within row chunks; every transpose (a row-major A with whole k tiles is read in place)
+  const Case blocking[] = {{1500, 50, 1024}, {40, 3000, 64}, {300, 40, 5000}};
+  for (const Case& c : blocking)
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb) run_case<float>(c, ta, tb, tb == 1, 1.0f, 0.0f, g);
   // rounding: NaN stays NaN, a tie goes to even
   {
     std::vector<bf16> a = {bf16(1.0f), bf16(NAN)}, b = {bf16(1.0f), bf16(1.0f)};
