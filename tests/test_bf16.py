@@ -220,6 +220,32 @@ def test_nn_ops_compute_in_float32_and_keep_bf16(device):
     assert np.array_equal(F.dropout(x, 0.5, training=False).numpy(), a)
 
 
+def test_bf16_gelu_tanh_against_float64():
+    """The bf16 GELU (tanh form; an AVX-512 kernel where the CPU has it) and its VJP on 4,099
+    elements (two of the kernel's chunks, a partial vector at the end) against float64 on the same
+    bf16 inputs: one bf16 rounding of each element; inf, NaN and the tails as float32 computes them."""
+    from math import pi, sqrt
+    a = rnd(4099, 21, 3.0)
+    a[:8] = [np.inf, -np.inf, np.nan, -40.0, 40.0, 0.0, 1e-30, -6.0]
+    g = rnd(4099, 22)
+    x = bt(a, requires_grad=True)
+    y = F.gelu(x, approximate="tanh")
+    y.backward(bt(g))
+    v = a.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        th = np.tanh(sqrt(2 / pi) * (v + 0.044715 * v ** 3))
+        want_y = 0.5 * v * (1 + th)
+        want_dx = g * (0.5 * (1 + th) + 0.5 * v * (1 - th * th) * sqrt(2 / pi) * (1 + 3 * 0.044715 * v * v))
+    # float32's 1 + tanh(u) cancels for large negative v: an absolute error of a few float32
+    # epsilons times |g| and the derivative's v * du factor (<= 10 here), as in any float32 GELU
+    for got, want, atol in ((y.numpy(), want_y, 1e-6), (x.grad.numpy(), want_dx, 1e-5)):
+        fin = np.isfinite(want)
+        assert np.array_equal(np.isnan(got[~fin]), np.isnan(want[~fin]))
+        assert np.array_equal(got[~fin & ~np.isnan(want)], want[~fin & ~np.isnan(want)])
+        assert np.all(np.abs(got[fin] - want[fin]) <= BF16_EPS * np.abs(want[fin]) + atol)
+    assert y.numpy()[3] == 0.0 and y.numpy()[4] == 40.0
+
+
 def attention_reference(q, k, v, g, causal, scale):
     """float64 attention and its VJP (dq, dk, dv) for (H, L, E) / (H, S, E) / (H, S, Ev) arrays."""
     s = scale * np.einsum("hle,hse->hls", q, k)

@@ -4,6 +4,7 @@
 // T: bfloat16 in float32, rounded once on the store, so a bf16 activation never exists in float32.
 #include <algorithm>
 #include <type_traits>
+#include "backends/cpu/gelu_bf16.h"
 #include "backends/cpu/parallel_rows.h"
 #include "backends/cpu/register.h"
 #include "backends/cpu/vmath.h"
@@ -30,11 +31,22 @@ inline void simd_loop(int64_t b, int64_t e, F&& f) {
   }
 }
 
+// Whether the bf16 tanh form runs the AVX-512 kernel (gelu_bf16.h).
+template <typename S>
+bool use_avx512(bool tanh_approx) {
+  if constexpr (std::is_same_v<S, bf16>) return tanh_approx && detail::gelu_bf16_avx512_usable();
+  return false;
+}
+
 template <typename S, typename T = Compute<S>>
 void gelu_forward(const S* x, S* y, int64_t n, bool tanh_approx) {
   const int64_t chunk = 4096, rows = (n + chunk - 1) / chunk;
+  const bool fast = use_avx512<S>(tanh_approx);
   parallel_rows(rows, n, [&](int64_t r) {
     const int64_t e = std::min(n, (r + 1) * chunk);
+    if constexpr (std::is_same_v<S, bf16>) {
+      if (fast) return detail::gelu_tanh_forward_bf16_avx512(x + r * chunk, y + r * chunk, e - r * chunk);
+    }
     if (tanh_approx) {
       simd_loop<S>(r * chunk, e, [&](int64_t i) {
         const T v = T(x[i]);
@@ -51,8 +63,13 @@ void gelu_forward(const S* x, S* y, int64_t n, bool tanh_approx) {
 template <typename S, typename T = Compute<S>>
 void gelu_backward(const S* x, const S* g, S* dx, int64_t n, bool tanh_approx) {
   const int64_t chunk = 4096, rows = (n + chunk - 1) / chunk;
+  const bool fast = use_avx512<S>(tanh_approx);
   parallel_rows(rows, n, [&](int64_t r) {
     const int64_t e = std::min(n, (r + 1) * chunk);
+    if constexpr (std::is_same_v<S, bf16>) {
+      if (fast)
+        return detail::gelu_tanh_backward_bf16_avx512(x + r * chunk, g + r * chunk, dx + r * chunk, e - r * chunk);
+    }
     if (tanh_approx) {
       simd_loop<S>(r * chunk, e, [&](int64_t i) {
         const T v = T(x[i]);
