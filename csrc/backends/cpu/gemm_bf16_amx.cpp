@@ -57,8 +57,8 @@ struct alignas(64) TileConfig {
   }
 };
 
-// Software prefetch distance of the packers that walk down a stored column strip (a transposed
-// A, a B stored (K, N)): the rows are far apart, which the hardware prefetchers do not follow.
+// Software prefetch distance of the packer that walks down a stored column strip (a transposed
+// A): the rows are far apart, which the hardware prefetchers do not follow.
 constexpr int64_t kPrefetchRows = 16;
 
 // A rows [i0, i0 + rows) (at most 32) into two consecutive 16-row panels of kpad bf16 a row
@@ -92,15 +92,15 @@ void pack_a(bool ta, const bf16* A, int64_t lda, int64_t i0, int64_t rows, int64
   for (int64_t r = 0; r < prow; ++r) std::fill(ap + r * kpad + (r < rows ? k : 0), ap + (r + 1) * kpad, bf16(0.0f));
 }
 
-// B columns [j0, j0 + cols) (at most 32) into two consecutive 16-column panels of kpad / 2 k
-// pairs (the second only when cols > 16): pair p, column c of a panel at bp[p * 16 + c] =
-// (B(2p, j), B(2p + 1, j)) (zeros past K and the last column).
-void pack_b(bool tb, const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64_t K, int64_t kpad, uint32_t* bp) {
+// B(k, j) stored (N, K) (a transposed B), columns [j0, j0 + cols) (at most 32) into two
+// consecutive 16-column panels of kpad / 2 k pairs (the second only when cols > 16): pair p,
+// column c of a panel at bp[p * 16 + c] = (B(2p, j), B(2p + 1, j)) (zeros past K and the last
+// column).
+void pack_b_transposed(const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64_t K, int64_t kpad, uint32_t* bp) {
   const uint16_t* b = reinterpret_cast<const uint16_t*>(B);
   const int64_t kp = kpad / 2;
-  for (int64_t h = 0; tb && h < 2 && h * T < cols; ++h) {
-    // B(k, j) stored (N, K): 16 pairs of a stored row are one 64-byte load; 16 rows transposed
-    // give the panel's 16 pair rows
+  for (int64_t h = 0; h < 2 && h * T < cols; ++h) {
+    // 16 pairs of a stored row are one 64-byte load; 16 rows transposed give 16 pair rows
     const int64_t n = std::min<int64_t>(T, cols - h * T);
     const uint16_t* rows = b + (j0 + h * T) * ldb;
     uint32_t* d = bp + h * kp * T;
@@ -118,22 +118,24 @@ void pack_b(bool tb, const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64
       if (K % 2) d[(K / 2) * T + j] = row[K - 1];
     }
   }
-  if (tb) return;
-  // B stored (K, N): a k pair is the same columns of two stored rows, interleaved; both panels
-  // from the same 64-byte lines
+}
+
+// B stored (K, N), columns [j0, j0 + cols) into their ceil(cols / 16) consecutive panels (laid out as
+// pack_b_transposed's): a k pair is the same columns of two stored rows, interleaved. Rows are
+// read along, all panels at once, so the reads stream (walking one panel's column strip down the
+// rows left the hardware prefetchers behind: the grad_W GEMMs read activations from memory).
+void pack_b_rows(const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64_t K, int64_t kpad, uint32_t* bp) {
+  const uint16_t* b = reinterpret_cast<const uint16_t*>(B);
+  const int64_t kp = kpad / 2, npanels = (cols + T - 1) / T;
   int64_t p = 0;
   for (; 2 * p < K; ++p) {
     const uint16_t* r0 = b + 2 * p * ldb + j0;
     const uint16_t* r1 = 2 * p + 1 < K ? r0 + ldb : nullptr;
-    if (2 * p + kPrefetchRows < K) {
-      _mm_prefetch(reinterpret_cast<const char*>(r0 + kPrefetchRows * ldb), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(r0 + (kPrefetchRows + 1) * ldb), _MM_HINT_T0);
-    }
-    _mm512_storeu_si512(bp + p * T, interleave_rows(r0, r1, std::min<int64_t>(T, cols)));
-    if (cols > T) _mm512_storeu_si512(bp + (kp + p) * T, interleave_rows(r0 + T, r1 ? r1 + T : nullptr, cols - T));
+    for (int64_t q = 0; q < npanels; ++q)
+      _mm512_storeu_si512(bp + (q * kp + p) * T,
+                          interleave_rows(r0 + q * T, r1 ? r1 + q * T : nullptr, std::min<int64_t>(T, cols - q * T)));
   }
-  std::fill(bp + p * T, bp + kp * T, 0u);
-  if (cols > T) std::fill(bp + (kp + p) * T, bp + 2 * kp * T, 0u);
+  for (int64_t q = 0; q < npanels; ++q) std::fill(bp + (q * kp + p) * T, bp + (q + 1) * kp * T, 0u);
 }
 
 // One 32 x 32 block of C from two A panels (packed, or 16 rows of A read in place: the panel's
@@ -278,9 +280,10 @@ void gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
             for (int64_t p = 0; p < rpanels; p += 2)
               pack_a(ta, Ak, lda, i0 + p * T, std::min<int64_t>(2 * T, rows - p * T), kc, kp, ap + p * T * kp);
           }
+          if (i0 == row0 && !tb) pack_b_rows(Bk, ldb, col0, col1 - col0, kc, kp, bp);
           for (int64_t jb = nb0; jb < nb1; ++jb) {
             const int64_t q = 2 * (jb - nb0), j = jb * 2 * T;
-            if (i0 == row0) pack_b(tb, Bk, ldb, j, std::min<int64_t>(2 * T, N - j), kc, kp, bp + q * pstride);
+            if (i0 == row0 && tb) pack_b_transposed(Bk, ldb, j, std::min<int64_t>(2 * T, N - j), kc, kp, bp + q * pstride);
             const uint32_t* b0 = bp + q * pstride;
             const uint32_t* b1 = j + T < N ? b0 + pstride : bzero;
             for (int64_t i = i0; i < i0 + rows; i += 2 * T) {
