@@ -54,6 +54,19 @@ void cols_times(const bf16* p, const bf16* b, int64_t b_rs, bf16* c, int64_t c_r
   }
 }
 
+// sum_e a[e] b[e] in float32, in 16 interleaved partial sums (a vector; the single running sum
+// was a chain of dependent adds)
+float dot_bf16(const bf16* a, const bf16* b, int64_t n) {
+  float part[16] = {};
+  int64_t e = 0;
+  for (; e + 16 <= n; e += 16)
+    for (int u = 0; u < 16; ++u) part[u] += float(a[e + u]) * float(b[e + u]);
+  for (; e < n; ++e) part[e % 16] += float(a[e]) * float(b[e]);
+  float s = 0;
+  for (float v : part) s += v;
+  return s;
+}
+
 struct Scratch {
   std::vector<float> s, dp;   // (L, S) scores, and dP = dO V^T
   std::vector<bf16> p, ds;    // (L, S) P and dS rounded to bf16
@@ -131,8 +144,7 @@ void attention_backward_bf16(const Tensor& dq, const Tensor& dk, const Tensor& d
         bf16* dsi = w.ds.data() + i * d.S;
         const bf16* gi = gh + i * mg.rs;
         const bf16* oi = oh + i * mo.rs;
-        float Di = 0;
-        for (int64_t e = 0; e < d.Ev; ++e) Di += float(gi[e]) * float(oi[e]);
+        const float Di = dot_bf16(gi, oi, d.Ev);
         const float li = lp[h * d.L + i];
         for (int64_t j = 0; j < n; ++j) {
           const float pij = vm::exp(scale * si[j] - li);

@@ -38,6 +38,9 @@ inline HeadMats head_mats(const Tensor& t) {
 template <typename T>
 std::pair<double, T> exp_row(T* s, int64_t n, T scale) {
   T mx = -INFINITY;
+  // a vector max (the scalar loop was a chain of dependent maxss: half of the bf16 forward's own
+  // time); a NaN score reaches the result through the exp sum either way
+#pragma omp simd reduction(max : mx)
   for (int64_t j = 0; j < n; ++j) mx = s[j] > mx ? s[j] : mx;
   const T smx = scale * mx;
   double l = 0;
