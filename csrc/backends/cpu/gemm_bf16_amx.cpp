@@ -4,12 +4,16 @@
 // kernel is slower than the float32 sgemm). Compiled by a target pragma, like the AVX-512 kernel,
 // and called by gemm_bf16.cpp only after the CPU and the kernel have granted the tile state.
 //
-// K runs in balanced blocks of at most 4096, each zero-padded to a multiple of 32; per block both
-// operands are packed, A into row-major 16-row panels, B into 16-column panels of k pairs (the
-// "VNNI" form the tile instruction reads). Each 32 x 32 block of C is four accumulator tiles
-// summed over K in order by one thread (between k blocks in a float32 scratch), so the result
-// does not depend on the thread count; rows of A are taken in chunks whose packed panels fit in
-// L2 while every column block of B passes over them.
+// K runs in balanced blocks of at most 4096, each zero-padded to a multiple of 32. The threads
+// split C into one rectangle of 32 x 32 blocks each and pack what their rectangle reads
+// themselves (a panel packed by the other core is read from that core's cache: several times
+// slower). Per k block, B becomes 16-column panels of k pairs (the "VNNI" form the tile
+// instruction reads; a B stored (K, N) streamed along its rows, a transposed B by 16 x 16
+// transposes), and A 16-row row-major panels, except that a row-major A with whole tiles of k is
+// read in place. Each 32 x 32 block of C is four accumulator tiles summed over K in order by one
+// thread (between k blocks in a float32 scratch), so the result does not depend on the thread
+// count; rows of A are taken in chunks whose panels fit in L2 while every column block of B
+// passes over them. Pack buffers are 64-byte aligned, or every tile row would straddle two lines.
 #include <immintrin.h>
 #include <omp.h>
 #include <sys/syscall.h>
