@@ -1,7 +1,8 @@
 """The bf16 GEMM on GPT's shapes, side by side: cgad bf16 (the AVX512_BF16 kernel, or whatever
 CGAD_BF16_GEMM selects), torch's bf16 matmul (oneDNN) and cgad's float32 GEMM (OpenBLAS sgemm),
 as GFLOP/s and as a share of the `vdpbf16ps` ceiling (bench/bf16_peak.c). The implementations
-alternate within each repeat and the median is kept, so a busy machine slows all of them alike.
+alternate within each repeat (each timed after two untimed calls of its own) and the median is
+kept, so a busy machine slows all of them alike.
 
 Usage: python bench/gemm_bf16.py [--threads 2] [--repeats 7]
 (OpenBLAS's own bf16 GEMM, sbgemm, is not a candidate: the vendored scipy-openblas32 build does
@@ -84,6 +85,11 @@ def main():
             run(x, y)  # warm up: packing buffers, thread pools
         for _ in range(args.repeats):
             for k, (x, y) in impls.items():
+                # two untimed calls first: the previous engine's OpenMP threads spin for a while
+                # after its call and steal this one's cores (measured: cgad 2.1 ms right after
+                # torch, 1.7 ms after itself, on char's c_attn shape)
+                run(x, y)
+                run(x, y)
                 t0 = time.perf_counter()
                 run(x, y)
                 times[k].append(time.perf_counter() - t0)
