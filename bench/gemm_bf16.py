@@ -1,6 +1,7 @@
 """The bf16 GEMM on GPT's shapes, side by side: cgad bf16 (the AVX512_BF16 kernel, or whatever
 CGAD_BF16_GEMM selects), torch's bf16 matmul (oneDNN) and cgad's float32 GEMM (OpenBLAS sgemm),
-as GFLOP/s and as a share of the `vdpbf16ps` ceiling (bench/bf16_peak.c). The implementations
+as GFLOP/s and as a share of the ceiling of the instruction its kernel runs (`vdpbf16ps`,
+bench/bf16_peak.c, or AMX's `tdpbf16ps`, bench/amx_peak.c). The implementations
 alternate within each repeat (each timed after two untimed calls of its own) and the median is
 kept, so a busy machine slows all of them alike.
 
@@ -35,19 +36,28 @@ SHAPES = [
 ]
 
 
-def bf16_peak(threads):
-    """GFLOP/s of bench/bf16_peak.c, or None without a compiler (0 without AVX512_BF16)."""
+def compiled_peak(name, flags, threads):
+    """GFLOP/s printed by bench/<name>.c, or None without a compiler (0 without the instructions)."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return None
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bf16_peak.c")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".c")
     with tempfile.TemporaryDirectory() as tmp:
-        exe = os.path.join(tmp, "bf16_peak")
-        if subprocess.run([cc, "-O2", "-mavx512f", "-mavx512bf16", "-fopenmp", src, "-o", exe],
-                          capture_output=True).returncode != 0:
+        exe = os.path.join(tmp, name)
+        if subprocess.run([cc, "-O2", *flags, "-fopenmp", src, "-o", exe], capture_output=True).returncode != 0:
             return None
         ran = subprocess.run([exe, str(threads)], capture_output=True, text=True)
         return float(ran.stdout) if ran.returncode == 0 else None
+
+
+def bf16_peak(threads):
+    """`vdpbf16ps` from registers (bench/bf16_peak.c)."""
+    return compiled_peak("bf16_peak", ["-mavx512f", "-mavx512bf16"], threads)
+
+
+def amx_peak(threads):
+    """`tdpbf16ps` on loaded tiles (bench/amx_peak.c)."""
+    return compiled_peak("amx_peak", ["-mamx-tile", "-mamx-bf16"], threads)
 
 
 def main():
@@ -62,8 +72,11 @@ def main():
         torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
-    peak = bf16_peak(args.threads)
-    print(f"cgad bf16 GEMM: {cgad._C.bf16_gemm_impl()}; vdpbf16ps ceiling ({args.threads} threads): "
+    impl = cgad._C.bf16_gemm_impl()
+    # the ceiling of the instruction the chosen kernel runs: tile products for the AMX kernel
+    peak = amx_peak(args.threads) if impl == "amx_bf16" else bf16_peak(args.threads)
+    unit = "tdpbf16ps" if impl == "amx_bf16" else "vdpbf16ps"
+    print(f"cgad bf16 GEMM: {impl}; {unit} ceiling ({args.threads} threads): "
           f"{peak if peak is not None else 'n/a'} GFLOP/s; load average {os.getloadavg()[0]:.1f}")
     head = f"{'shape':<26} {'M':>5} {'N':>6} {'K':>5} {'cgad bf16':>10} {'torch bf16':>10} {'cgad fp32':>10} {'%ceiling':>8}"
     print(head)
