@@ -105,9 +105,4 @@ void gelu_tanh_backward_bf16_avx512(const bf16* x, const bf16* g, bf16* dx, int6
 
 }  // namespace cgad::cpu::detail
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
-#elif defined(__clang__)
-#pragma clang attribute pop
-#endif
+#include "backends/cpu/target_end.h"  // closes the target region opened above

@@ -224,9 +224,4 @@ template void gemm_bf16_avx512<bf16>(bool, bool, int64_t, int64_t, int64_t, floa
 
 }  // namespace cgad::cpu::detail
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
-#elif defined(__clang__)
-#pragma clang attribute pop
-#endif
+#include "backends/cpu/target_end.h"  // closes the target region opened above
