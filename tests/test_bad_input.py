@@ -22,7 +22,7 @@ import cgad.nn.functional as F
     (lambda: cgad.ones(2, device="gpu"), ValueError, "gpu"),
     (lambda: cgad.ones(2, dtype="float16"), TypeError, "float16"),
     (lambda: cgad.tensor(["a", "b"]), TypeError, "tensor"),
-    (lambda: cgad.ones(2) + "x", TypeError, ""),
+    (lambda: cgad.ones(2) + "x", TypeError, "unsupported operand"),
     (lambda: cgad.ones(3)[cgad.tensor([0, 1])], TypeError, "index"),
     (lambda: F.embedding(cgad.tensor([0, 10]), cgad.ones(10, 4)), IndexError, "10"),
     (lambda: F.embedding(cgad.tensor([-1]), cgad.ones(10, 4)), IndexError, "-1"),
@@ -38,12 +38,12 @@ import cgad.nn.functional as F
     (lambda: cgad.ones(3).topk(4), ValueError, "topk"),
     (lambda: cgad.ones(2, 3).view(4, 2), ValueError, "view"),
     (lambda: cgad.cat([cgad.ones(2, 3), cgad.ones(3, 2)], 0), ValueError, "cat"),
-    (lambda: cgad.zeros(1 << 24, 1 << 24), MemoryError, ""),
+    (lambda: cgad.zeros(1 << 24, 1 << 24), MemoryError, "cannot allocate"),
     (lambda: cgad.zeros(-1), ValueError, "negative"),
     (lambda: cgad.zeros(2.5), TypeError, "int"),
     (lambda: (cgad.ones(3, requires_grad=True) * 2).backward(), RuntimeError, "scalar"),
     (lambda: cgad.ones(3).expand(2, 4), ValueError, "expand"),
-    (lambda: cgad.ones(2, 2).masked_fill(cgad.ones(3, dtype=cgad.bool), 0.0), ValueError, ""),
+    (lambda: cgad.ones(2, 2).masked_fill(cgad.ones(3, dtype=cgad.bool), 0.0), ValueError, "masked_fill: shapes"),
 ])
 def test_misuse_raises(fn, exc, match):
     with pytest.raises(exc, match=match):
