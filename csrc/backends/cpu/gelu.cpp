@@ -2,6 +2,7 @@
 // kernels/gelu_math.h (shared with the CUDA kernel). Each element is independent;
 // the data is cut into fixed chunks of 4096, one per parallel row. Data of type S is computed in
 // T: bfloat16 in float32, rounded once on the store, so a bf16 activation never exists in float32.
+// bf16's tanh form runs an AVX-512 kernel where the CPU has one (gelu_bf16.h).
 #include <algorithm>
 #include <type_traits>
 #include "backends/cpu/gelu_bf16.h"

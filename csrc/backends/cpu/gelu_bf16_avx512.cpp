@@ -47,8 +47,10 @@ inline __m512 exp_nonpositive(__m512 x) {
 
 // tanh(u) by vm::tanh's formula.
 inline __m512 tanh16(__m512 u) {
-  const __m512 sign = _mm512_castsi512_ps(_mm512_set1_epi32(int32_t(0x80000000u)));
-  const __m512 au = _mm512_andnot_ps(sign, u);
+  // sign bit handling in integer registers: the float forms of and/or are AVX512DQ, which this
+  // file does not require
+  const __m512i sign = _mm512_set1_epi32(int32_t(0x80000000u)), ui = _mm512_castps_si512(u);
+  const __m512 au = _mm512_castsi512_ps(_mm512_andnot_si512(sign, ui));
   const __m512 e = exp_nonpositive(_mm512_mul_ps(_mm512_set1_ps(-2.0f), au));
   const __m512 one = _mm512_set1_ps(1.0f);
   // 1 / (1 + e) from the 14-bit reciprocal and one Newton step (within 2^-27 relative; a zmm
@@ -57,7 +59,8 @@ inline __m512 tanh16(__m512 u) {
   __m512 q = _mm512_rcp14_ps(d);
   q = _mm512_mul_ps(q, _mm512_fnmadd_ps(d, q, _mm512_set1_ps(2.0f)));
   const __m512 t = _mm512_mul_ps(_mm512_sub_ps(one, e), q);
-  return _mm512_or_ps(t, _mm512_and_ps(u, sign));  // t >= 0: copy u's sign onto it
+  // t >= 0: copy u's sign onto it
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), _mm512_and_si512(ui, sign)));
 }
 
 // u = sqrt(2/pi) (v + 0.044715 v^3)
