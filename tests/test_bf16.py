@@ -191,6 +191,27 @@ def test_linear_and_its_backward(device):
     assert nmax_err(tb.grad.numpy(), g64.sum(0)) <= BF16_EPS
 
 
+def test_bf16_linear_identical_across_thread_counts():
+    """The bf16 GEMM splits C among the threads but sums every element in k order on one thread:
+    forward, grad_x (B stored (K, N)) and grad_W (a transposed A) give the same bits on 1 and 2
+    threads, with shapes large enough to run multithreaded and to leave partial panels."""
+    x, w, b, g = rnd((301, 96), 30), rnd((203, 96), 31), rnd(203, 32), rnd((301, 203), 33)
+    n = cgad.get_num_threads()
+    runs = []
+    try:
+        for t in (1, 2):
+            cgad.set_num_threads(t)
+            tx, tw, tb = bt(x, requires_grad=True), bt(w, requires_grad=True), bt(b, requires_grad=True)
+            out = F.linear(tx, tw, tb)
+            out.backward(bt(g))
+            runs.append([a.numpy() for a in (out, tx.grad, tw.grad, tb.grad)])
+    finally:
+        cgad.set_num_threads(n)
+    for one, two in zip(*runs):
+        np.testing.assert_array_equal(one, two)
+    assert nmax_err(runs[0][0], x.astype(np.float64) @ w.T + b) <= BF16_EPS
+
+
 def test_gemm_implementation_is_reported():
     assert cgad._C.bf16_gemm_impl() in ("amx_bf16", "avx512_bf16", "fallback")
 
