@@ -125,6 +125,15 @@ def test_reductions_accumulate_in_float32(device):
     assert nmax_err(m.numpy(), bf16_round(a.astype(np.float64).mean(axis=1).astype(np.float32))) <= BF16_EPS
     # 4096 ones sum to 4096: a bf16 accumulator would stop at 256
     assert cgad.ones(4096, dtype=cgad.bfloat16, device=device).sum().item() == 4096.0
+    assert np.all(cgad.ones(4096, 3, dtype=cgad.bfloat16, device=device).sum(dim=0).numpy() == 4096.0)
+    # over leading dims (column sums of the data as it lies), rounded once
+    c = rnd((300, 7, 10), 7)
+    got = bt(c, device).sum(dim=(0, 1))
+    assert got.dtype == cgad.bfloat16 and got.shape == (10,)
+    assert nmax_err(got.numpy(), c.astype(np.float64).sum(axis=(0, 1))) <= BF16_EPS
+    got = bt(c, device).mean(dim=0)
+    assert got.dtype == cgad.bfloat16
+    assert nmax_err(got.numpy(), bf16_round(c.astype(np.float64).mean(axis=0).astype(np.float32))) <= BF16_EPS
     v, i = x.max(dim=1)
     assert v.dtype == cgad.bfloat16 and np.array_equal(i.numpy(), a.argmax(axis=1))
     assert x.argmax().item() == a.argmax()

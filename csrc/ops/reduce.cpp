@@ -86,11 +86,17 @@ Tensor sum_impl(const Tensor& t, std::vector<int64_t> dims, bool keepdim, bool i
   const DType result = odt;
   if (odt == DType::BFloat16) odt = DType::Float32;
   // Sums over leading dims of a contiguous tensor (gradients of broadcast adds) are column
-  // sums of the data as it lies; any other pattern moves the reduced dims last first.
-  Plan p = plan_reduce(t, std::move(dims), keepdim, op, t.dtype() == odt);
+  // sums of the data as it lies; any other pattern moves the reduced dims last first. bf16
+  // takes the column path too: a sum straight into a bf16 result (the kernel accumulates bf16
+  // columns in float32 and rounds once), a mean from a float32 copy (one contiguous pass), so
+  // that it rounds once, after the scale.
+  // (an int32 sum is an int64 result: it goes through the widening copy)
+  Plan p = plan_reduce(t, std::move(dims), keepdim, op, t.dtype() == odt || result == DType::BFloat16);
   const bool leading = p.leading;
-  Tensor out = empty(p.out_shape, odt, t.device());
-  Tensor src = leading ? t : cast(p.rows, odt);
+  Tensor src;
+  if (leading) src = result == DType::BFloat16 && is_mean ? cast(t, odt) : t;
+  else src = cast(p.rows, odt);
+  Tensor out = empty(p.out_shape, src.dtype(), t.device());
   if (leading) column_sums_kernel()(out.device(), out, src, p.ncols, p.nrows);
   else sum_rows_kernel()(out.device(), out, src, p.nrows, p.ncols);
   const double scale = is_mean ? 1.0 / double(p.ncols) : 1.0;
