@@ -11,13 +11,12 @@ not export it; `nm -D libcgad_openblas.so | grep -i sbgemm` is empty.)
 """
 import argparse
 import os
-import shutil
 import statistics
-import subprocess
-import tempfile
 import time
 
 import numpy as np
+
+from c_bench import run_c_bench
 
 # (label, M, N, K, pass): C (M, N) from the pass's operands. "fwd" is linear's x (M, K) @ W^T with
 # W (N, K) stored as torch.nn.Linear keeps it; "dx" is the backward's g (M, K) @ W (K, N); "dW"
@@ -36,28 +35,14 @@ SHAPES = [
 ]
 
 
-def compiled_peak(name, flags, threads):
-    """GFLOP/s printed by bench/<name>.c, or None without a compiler (0 without the instructions)."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".c")
-    with tempfile.TemporaryDirectory() as tmp:
-        exe = os.path.join(tmp, name)
-        if subprocess.run([cc, "-O2", *flags, "-fopenmp", src, "-o", exe], capture_output=True).returncode != 0:
-            return None
-        ran = subprocess.run([exe, str(threads)], capture_output=True, text=True)
-        return float(ran.stdout) if ran.returncode == 0 else None
-
-
 def bf16_peak(threads):
     """`vdpbf16ps` from registers (bench/bf16_peak.c)."""
-    return compiled_peak("bf16_peak", ["-mavx512f", "-mavx512bf16"], threads)
+    return run_c_bench("bf16_peak", ["-mavx512f", "-mavx512bf16"], threads)
 
 
 def amx_peak(threads):
     """`tdpbf16ps` on loaded tiles (bench/amx_peak.c)."""
-    return compiled_peak("amx_peak", ["-mamx-tile", "-mamx-bf16"], threads)
+    return run_c_bench("amx_peak", ["-mamx-tile", "-mamx-bf16"], threads)
 
 
 def main():

@@ -15,31 +15,20 @@ reads bf16 copies of the weight matrices, half the bytes), reported apart from f
 """
 import argparse
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 import cgad
 from cgad.models.gpt import GPT, GPTConfig
+from c_bench import run_c_bench
 
 
 def stream_bandwidth(threads):
     """GB/s of bench/stream_read.c on `threads` threads, or None without a C compiler."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stream_read.c")
-    with tempfile.TemporaryDirectory() as tmp:
-        exe = os.path.join(tmp, "stream_read")
-        if subprocess.run([cc, "-O2", "-march=native", "-fopenmp", src, "-o", exe], capture_output=True).returncode:
-            return None
-        ran = subprocess.run([exe, str(threads)], capture_output=True, text=True)
-        return float(ran.stdout) if ran.returncode == 0 else None
+    return run_c_bench("stream_read", ["-march=native"], threads)
 
 
 def hf_model(model):

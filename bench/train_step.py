@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import time
 
 import numpy as np
 
+from c_bench import run_c_bench
 from procfs import status_kib
 
 CONFIGS = {  # name: (n_layer, n_head, n_embd, vocab, B, T)
@@ -132,17 +132,7 @@ def sgemm_peak(threads, n=2048, reps=5):
 def fma_peak(threads):
     """GFLOP/s of bench/fma_peak.c (register-only FMAs: the hardware's float32 ceiling), or None
     where no C compiler with OpenMP is at hand."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fma_peak.c")
-    with tempfile.TemporaryDirectory() as tmp:
-        exe = os.path.join(tmp, "fma_peak")
-        built = subprocess.run([cc, "-O2", "-march=native", "-fopenmp", src, "-o", exe], capture_output=True)
-        if built.returncode != 0:
-            return None
-        ran = subprocess.run([exe, str(threads)], capture_output=True, text=True)
-        return float(ran.stdout) if ran.returncode == 0 else None
+    return run_c_bench("fma_peak", ["-march=native"], threads)
 
 
 def peak_rss_mib():
