@@ -12,10 +12,13 @@ inline __m512 load_bf16(const bf16* p, __mmask16 m) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
 
+// The mask of the first n of 16 lanes (all 16 for n >= 16): a row's or a tail's real elements.
+inline __mmask16 first_lanes(int64_t n) { return __mmask16(n >= 16 ? 0xffffu : (1u << n) - 1u); }
+
 // Two rows of bf16 as 16 k pairs (r0's element in the low half, r1's in the high; r1 null: zeros):
 // the 32-bit form `vdpbf16ps` and the AMX tiles read. nc columns are real, the rest zeros.
 inline __m512i interleave_rows(const uint16_t* r0, const uint16_t* r1, int64_t nc) {
-  const __mmask16 m = __mmask16(nc >= 16 ? 0xffffu : (1u << nc) - 1u);
+  const __mmask16 m = first_lanes(nc);
   const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r0));
   if (!r1) return lo;
   return _mm512_or_si512(lo, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r1)), 16));

@@ -70,8 +70,6 @@ inline __m512 tanh_arg(__m512 v) {
                        _mm512_fmadd_ps(_mm512_set1_ps(float(math::kGeluCubic)), v3, v));
 }
 
-__mmask16 tail_mask(int64_t left) { return __mmask16(left >= 16 ? 0xffffu : (1u << left) - 1u); }
-
 }  // namespace
 
 bool gelu_bf16_avx512_usable() {
@@ -83,7 +81,7 @@ bool gelu_bf16_avx512_usable() {
 void gelu_tanh_forward_bf16_avx512(const bf16* x, bf16* y, int64_t n) {
   const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = tail_mask(n - i);
+    const __mmask16 m = first_lanes(n - i);
     const __m512 v = load_bf16(x + i, m);
     const __m512 th = tanh16(tanh_arg(v));
     store_bf16(y + i, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, th)), m);
@@ -94,7 +92,7 @@ void gelu_tanh_backward_bf16_avx512(const bf16* x, const bf16* g, bf16* dx, int6
   const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
   const __m512 c0 = _mm512_set1_ps(float(math::kGeluSqrt2OverPi)), c3 = _mm512_set1_ps(float(3 * math::kGeluCubic));
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = tail_mask(n - i);
+    const __mmask16 m = first_lanes(n - i);
     const __m512 v = load_bf16(x + i, m);
     const __m512 th = tanh16(tanh_arg(v));
     // 0.5 (1 + th) + 0.5 v (1 - th^2) du, du = sqrt(2/pi) (1 + 3 * 0.044715 v^2)

@@ -188,7 +188,7 @@ void block(const bf16* a0, int64_t astride0, const bf16* a1, int64_t astride1, c
   for (int h = 0; h < 2; ++h) {
     const int n = std::min<int>(int(T), cols - int(T) * h);
     if (n <= 0) break;
-    const __mmask16 m = __mmask16(n >= 16 ? 0xffffu : (1u << n) - 1u);
+    const __mmask16 m = first_lanes(n);
     for (int r = 0; r < rows; ++r)
       epilogue16(C + r * ldc + T * h, _mm512_load_ps(&acc[r][T * h]), m, alpha, beta, bias ? bias + T * h : nullptr);
   }

@@ -79,7 +79,7 @@ void pack_a_transposed(const bf16* A, int64_t lda, int64_t i0, int64_t rows, int
   const uint16_t* col = reinterpret_cast<const uint16_t*>(A) + k0 * lda + i0 + r0;
   for (int64_t p = 0; p < kp; ++p) {
     const uint16_t* a0 = col + 2 * p * lda;
-    _mm512_mask_storeu_epi32(d + p * MR, __mmask16((1u << MR) - 1u),
+    _mm512_mask_storeu_epi32(d + p * MR, first_lanes(MR),
                              interleave_rows(a0, 2 * p + 1 < kc ? a0 + lda : nullptr, nr));
   }
 }
@@ -107,7 +107,7 @@ void pack_b(bool tb, const bf16* B, int64_t ldb, int64_t j0, int64_t cols, int64
                                            _mm512_set1_epi32(int(ldb)));
     for (int h = 0; h < NR / 16; ++h) {
       const int64_t n = std::clamp<int64_t>(nc - 16 * h, 0, 16);
-      const __mmask16 m = __mmask16(n >= 16 ? 0xffffu : (1u << n) - 1u);
+      const __mmask16 m = first_lanes(n);
       const uint16_t* r16 = rows + 16 * h * ldb;
       for (int64_t p = 0; p < kc / 2; ++p)  // scale 2: idx counts bf16 elements
         _mm512_storeu_si512(d + p * NR + 16 * h, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx,
@@ -160,7 +160,7 @@ void tile(int64_t kp, const uint16_t* ap, int64_t ps, int64_t rs, const uint32_t
   for (int h = 0; h < 2; ++h) {
     const int n = std::min(16, cols - 16 * h);
     if (n <= 0) break;
-    const __mmask16 m = __mmask16((1u << n) - 1u);
+    const __mmask16 m = first_lanes(n);
     for (int r = 0; r < rows; ++r)
       epilogue16(C + r * ldc + 16 * h, c[r][h], m, ep.alpha, ep.beta, ep.bias ? ep.bias + j + 16 * h : nullptr);
   }
