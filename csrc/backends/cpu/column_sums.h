@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include "backends/cpu/parallel.h"
+#include "backends/cpu/simd_loop.h"
 
 namespace cgad::cpu {
 
@@ -18,7 +19,7 @@ void column_sums(const T* x, T* sums, int64_t rows, int64_t cols) {
     Acc acc[kBlock] = {};
     for (int64_t r = 0; r < rows; ++r) {
       const T* xr = x + r * cols + j0;
-      for (int64_t j = 0; j < n; ++j) acc[j] += Acc(xr[j]);  // no `omp simd`: it runs bf16 scalar (gelu.cpp)
+      simd_loop<T>(0, n, [&](int64_t j) { acc[j] += Acc(xr[j]); });
     }
     for (int64_t j = 0; j < n; ++j) sums[j0 + j] = T(acc[j]);
   }

@@ -5,6 +5,7 @@
 #include <vector>
 #include "backends/cpu/parallel_rows.h"
 #include "backends/cpu/register.h"
+#include "backends/cpu/simd_loop.h"
 #include "backends/cpu/vmath.h"
 #include "kernels/nn.h"
 
@@ -81,16 +82,11 @@ void backward(const Tensor& dx, const Tensor& logits, const Tensor& lse_in, cons
       }
       const T* xr = x + r * V;
       const S l = lse[r], s = S(scale);
-      if constexpr (std::is_same_v<T, bf16>) {
-        // left to the auto-vectorizer: `omp simd` makes per-lane arrays of the bf16 temporaries,
-        // which GCC then runs scalar (5x slower than the float32 loop, measured)
-        for (int64_t j = 0; j < V; ++j) dr[j] = T(vm::exp(S(xr[j]) - l) * s);
-        dr[t] = T(vm::exp(S(xr[t]) - l) * s - s);  // recomputed, so the target's grad is rounded once
-      } else {
-#pragma omp simd
-        for (int64_t j = 0; j < V; ++j) dr[j] = T(vm::exp(S(xr[j]) - l) * s);
+      simd_loop<T>(0, V, [&](int64_t j) { dr[j] = T(vm::exp(S(xr[j]) - l) * s); });
+      if constexpr (std::is_same_v<T, bf16>)  // recomputed, so the target's grad is rounded once
+        dr[t] = T(vm::exp(S(xr[t]) - l) * s - s);
+      else
         dr[t] -= s;
-      }
     });
   });
 }

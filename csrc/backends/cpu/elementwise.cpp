@@ -107,7 +107,7 @@ void add_inplace(const Tensor& a, const Tensor& b) {
     it.run([&](const std::array<int64_t, 2>& o, int64_t n, const std::array<int64_t, 2>& s) {
       bf16* x = pa + o[0];
       const bf16* y = pb + o[1];
-      if (s[0] == 1 && s[1] == 1) {  // no `omp simd` here: it keeps bf16 loops from vectorizing (gelu.cpp)
+      if (s[0] == 1 && s[1] == 1) {  // no `omp simd` here: it keeps bf16 loops from vectorizing (simd_loop.h)
         for (int64_t k = 0; k < n; ++k) x[k] = math::binary_bf16<BinOp::Add>(x[k], y[k]);
       } else {
         for (int64_t k = 0; k < n; ++k) x[k * s[0]] = math::binary_bf16<BinOp::Add>(x[k * s[0]], y[k * s[1]]);

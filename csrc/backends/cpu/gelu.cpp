@@ -8,6 +8,7 @@
 #include "backends/cpu/gelu_bf16.h"
 #include "backends/cpu/parallel_rows.h"
 #include "backends/cpu/register.h"
+#include "backends/cpu/simd_loop.h"
 #include "backends/cpu/vmath.h"
 #include "kernels/gelu_math.h"
 #include "kernels/nn.h"
@@ -18,19 +19,6 @@ namespace {
 
 template <typename S>
 using Compute = std::conditional_t<std::is_same_v<S, bf16>, float, S>;
-
-// f(i) for i in [b, e), vectorized. `omp simd` for float and double; bf16 loops are left to the
-// auto-vectorizer, because `omp simd` turns the bf16 temporaries into per-lane arrays, which
-// GCC then cannot vectorize at all.
-template <typename S, typename F>
-inline void simd_loop(int64_t b, int64_t e, F&& f) {
-  if constexpr (std::is_same_v<S, bf16>) {
-    for (int64_t i = b; i < e; ++i) f(i);
-  } else {
-#pragma omp simd
-    for (int64_t i = b; i < e; ++i) f(i);
-  }
-}
 
 // Whether the bf16 tanh form runs the AVX-512 kernel (gelu_bf16.h).
 template <typename S>
