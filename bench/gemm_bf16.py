@@ -35,14 +35,14 @@ SHAPES = [
 ]
 
 
-def bf16_peak(threads):
-    """`vdpbf16ps` from registers (bench/bf16_peak.c)."""
-    return run_c_bench("bf16_peak", ["-mavx512f", "-mavx512bf16"], threads)
-
-
-def amx_peak(threads):
-    """`tdpbf16ps` on loaded tiles (bench/amx_peak.c)."""
-    return run_c_bench("amx_peak", ["-mamx-tile", "-mamx-bf16"], threads)
+def bf16_ceiling(threads):
+    """(instruction, GFLOP/s or None) of the instruction cgad's bf16 GEMM runs here: AMX's
+    `tdpbf16ps` on loaded tiles (bench/amx_peak.c) for the AMX kernel, else `vdpbf16ps` from
+    registers (bench/bf16_peak.c)."""
+    import cgad
+    if cgad._C.bf16_gemm_impl() == "amx_bf16":
+        return "tdpbf16ps", run_c_bench("amx_peak", ["-mamx-tile", "-mamx-bf16"], threads)
+    return "vdpbf16ps", run_c_bench("bf16_peak", ["-mavx512f", "-mavx512bf16"], threads)
 
 
 def main():
@@ -57,11 +57,8 @@ def main():
         torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
-    impl = cgad._C.bf16_gemm_impl()
-    # the ceiling of the instruction the chosen kernel runs: tile products for the AMX kernel
-    peak = amx_peak(args.threads) if impl == "amx_bf16" else bf16_peak(args.threads)
-    unit = "tdpbf16ps" if impl == "amx_bf16" else "vdpbf16ps"
-    print(f"cgad bf16 GEMM: {impl}; {unit} ceiling ({args.threads} threads): "
+    unit, peak = bf16_ceiling(args.threads)
+    print(f"cgad bf16 GEMM: {cgad._C.bf16_gemm_impl()}; {unit} ceiling ({args.threads} threads): "
           f"{peak if peak is not None else 'n/a'} GFLOP/s; load average {os.getloadavg()[0]:.1f}")
     head = f"{'shape':<26} {'M':>5} {'N':>6} {'K':>5} {'cgad bf16':>10} {'torch bf16':>10} {'cgad fp32':>10} {'%ceiling':>8}"
     print(head)

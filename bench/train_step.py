@@ -233,13 +233,10 @@ def main():
         print(f"FMA peak (bench/fma_peak.c, registers only, {args.threads} threads): {fma:.1f} GFLOP/s; "
               f"the sgemm reaches {100 * peak / fma:.0f}% of it")
     if bf16 and not cuda:
-        import cgad
-        from gemm_bf16 import amx_peak, bf16_peak
-        amx = cgad._C.bf16_gemm_impl() == "amx_bf16"  # the ceiling of the instruction the GEMM runs
-        bpeak = amx_peak(args.threads) if amx else bf16_peak(args.threads)
-        if bpeak:  # the step's FLOP/s are then reported against the bf16 ceiling
-            src = "tdpbf16ps peak (bench/amx_peak.c" if amx else "vdpbf16ps peak (bench/bf16_peak.c"
-            print(f"{src}, {args.threads} threads): {bpeak:.1f} GFLOP/s")
+        from gemm_bf16 import bf16_ceiling
+        unit, bpeak = bf16_ceiling(args.threads)
+        if bpeak:  # the step's FLOP/s are then reported against the bf16 GEMM's ceiling
+            print(f"{unit} peak ({args.threads} threads): {bpeak:.1f} GFLOP/s")
             peak = bpeak
         print(f"dtype bfloat16: cgad and torch under autocast, cgad32 = cgad float32; load average "
               f"{os.getloadavg()[0]:.1f}")
